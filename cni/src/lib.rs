@@ -1,0 +1,1 @@
+//! tortie-cni: see DESIGN.md for what this crate owns.

@@ -1,0 +1,1 @@
+//! tortie-crds: see DESIGN.md for what this crate owns.

@@ -1,0 +1,1 @@
+//! tortie-datastore: see DESIGN.md for what this crate owns.

@@ -1,0 +1,1 @@
+//! tortie-felix: see DESIGN.md for what this crate owns.

@@ -1,0 +1,1 @@
+//! tortie-ipam: see DESIGN.md for what this crate owns.

@@ -1,0 +1,2 @@
+//! Thin binary: see DESIGN.md.
+fn main() {}

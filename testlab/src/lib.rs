@@ -1,0 +1,1 @@
+//! testlab: see DESIGN.md for what this crate owns.

@@ -1,0 +1,1 @@
+//! tortie-tests: see DESIGN.md for what this crate owns.
