@@ -3,4 +3,5 @@
 //!
 //! Depends on none of tortie's Kubernetes-facing crates.
 
+pub mod fsm;
 pub mod msg;
