@@ -606,40 +606,7 @@ fn parse_route_attr(r: &mut Route, line: &str) -> Result<()> {
 
 /// `65001 65002 {65003 65004}` -> Sequence([65001, 65002]), Set([65003, 65004]).
 pub fn parse_as_path(value: &str) -> Result<Vec<AsSegment>> {
-    let mut segs = Vec::new();
-    let mut seq: Vec<u32> = Vec::new();
-    let mut set: Option<Vec<u32>> = None;
-    let spaced = value.replace('{', " { ").replace('}', " } ");
-    for tok in spaced.split_whitespace() {
-        match tok {
-            "{" => {
-                if !seq.is_empty() {
-                    segs.push(AsSegment::Sequence(std::mem::take(&mut seq)));
-                }
-                set = Some(Vec::new());
-            }
-            "}" => {
-                let s = set
-                    .take()
-                    .ok_or_else(|| Error::parse("bird", "BGP.as_path", value.to_string()))?;
-                segs.push(AsSegment::Set(s));
-            }
-            asn => {
-                let n = parse_u32("BGP.as_path", asn)?;
-                match set.as_mut() {
-                    Some(s) => s.push(n),
-                    None => seq.push(n),
-                }
-            }
-        }
-    }
-    if set.is_some() {
-        return Err(Error::parse("bird", "BGP.as_path", value.to_string()));
-    }
-    if !seq.is_empty() {
-        segs.push(AsSegment::Sequence(seq));
-    }
-    Ok(segs)
+    crate::route::parse_as_path(value).map_err(|e| Error::parse("bird", "BGP.as_path", e))
 }
 
 #[cfg(test)]

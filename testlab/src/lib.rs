@@ -39,6 +39,8 @@
 
 pub mod bird;
 pub mod error;
+pub mod frr;
+pub mod gobgp;
 pub mod lab;
 pub mod process;
 pub mod route;
@@ -47,5 +49,5 @@ pub mod wait;
 pub use error::{Error, Result};
 pub use lab::{DEFAULT_SEGMENT, Host, Lab, OutputExt, require_root};
 pub use process::{Proc, Registry};
-pub use route::{AsSegment, BgpState, Neighbor, Origin, Route, routes_for};
+pub use route::{AsSegment, BgpState, Neighbor, Origin, Route, parse_as_path, routes_for};
 pub use wait::{holds_for, wait_until};

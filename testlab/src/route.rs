@@ -84,6 +84,53 @@ pub fn routes_for<'a>(routes: &'a [Route], prefix: &str) -> Vec<&'a Route> {
     routes.iter().filter(|r| r.prefix == p).collect()
 }
 
+/// Parses an AS path as daemons print it: ASNs separated by spaces, sets in braces with
+/// spaces or commas (`65001 65002 {65003,65004}`). Err carries the reason.
+pub fn parse_as_path(text: &str) -> Result<Vec<AsSegment>, String> {
+    let mut segs = Vec::new();
+    let mut seq: Vec<u32> = Vec::new();
+    let mut set: Option<Vec<u32>> = None;
+    let spaced = text
+        .replace('{', " { ")
+        .replace('}', " } ")
+        .replace(',', " ");
+    for tok in spaced.split_whitespace() {
+        match tok {
+            "{" => {
+                if set.is_some() {
+                    return Err(format!("nested set in {text:?}"));
+                }
+                if !seq.is_empty() {
+                    segs.push(AsSegment::Sequence(std::mem::take(&mut seq)));
+                }
+                set = Some(Vec::new());
+            }
+            "}" => {
+                let s = set
+                    .take()
+                    .ok_or_else(|| format!("unbalanced '}}' in {text:?}"))?;
+                segs.push(AsSegment::Set(s));
+            }
+            asn => {
+                let n: u32 = asn
+                    .parse()
+                    .map_err(|e| format!("ASN {asn:?} in {text:?}: {e}"))?;
+                match set.as_mut() {
+                    Some(s) => s.push(n),
+                    None => seq.push(n),
+                }
+            }
+        }
+    }
+    if set.is_some() {
+        return Err(format!("unclosed set in {text:?}"));
+    }
+    if !seq.is_empty() {
+        segs.push(AsSegment::Sequence(seq));
+    }
+    Ok(segs)
+}
+
 /// BGP FSM state (RFC 4271 §8.2.2) as the daemons report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BgpState {
@@ -157,6 +204,25 @@ mod tests {
         assert_eq!(BgpState::parse("OpenSent"), BgpState::OpenSent);
         assert_eq!(BgpState::parse("open_confirm"), BgpState::OpenConfirm);
         assert_eq!(BgpState::parse("Down"), BgpState::Other("down".into()));
+    }
+
+    #[test]
+    fn as_path_text_forms() {
+        assert_eq!(parse_as_path(""), Ok(vec![]));
+        assert_eq!(
+            parse_as_path("1 2 {3,4} 5"),
+            Ok(vec![
+                AsSegment::Sequence(vec![1, 2]),
+                AsSegment::Set(vec![3, 4]),
+                AsSegment::Sequence(vec![5])
+            ])
+        );
+        assert_eq!(parse_as_path("{3 4}"), Ok(vec![AsSegment::Set(vec![3, 4])]));
+        assert!(parse_as_path("1 {2").is_err());
+        assert!(parse_as_path("1 }").is_err());
+        assert!(parse_as_path("{1 {2}}").is_err());
+        assert!(parse_as_path("x").is_err());
+        assert!(parse_as_path("4294967296").is_err());
     }
 
     #[test]
