@@ -39,6 +39,7 @@
 
 pub mod bird;
 pub mod error;
+pub mod etcd;
 pub mod frr;
 pub mod gobgp;
 pub mod lab;

@@ -1,10 +1,12 @@
 //! Running programs: one-shot commands with captured output ([`run`]) and long-running
 //! children tracked by PID in a [`Registry`] that terminates them (SIGTERM, short wait,
-//! SIGKILL, reap) when it is told to or dropped. A [`Proc`] is the test's handle on one
+//! SIGKILL, reap) when it is told to or dropped. Each child leads a process group of
+//! its own, and signals go to that group, so helpers a child forked die with it. A [`Proc`] is the test's handle on one
 //! such child; it never owns the child, the registry does, so the guard always finds it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -103,7 +105,8 @@ impl Registry {
             .map_err(|e| Error::io(format!("dup log {}", log.display()), e))?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(file))
-            .stderr(Stdio::from(file2));
+            .stderr(Stdio::from(file2))
+            .process_group(0);
         let child = cmd.spawn().map_err(|source| Error::Spawn {
             cmd: display_cmd(&cmd),
             source,
@@ -158,11 +161,40 @@ impl Drop for Registry {
     }
 }
 
+/// Signals the child's whole process group (the child is its leader).
 fn signal(child: &Child, sig: Signal) {
     if let Ok(pid) = i32::try_from(child.id()) {
         // ESRCH (already gone) is fine.
-        let _ = kill(Pid::from_raw(pid), sig);
+        let _ = kill(Pid::from_raw(-pid), sig);
     }
+}
+
+/// True while a live (not zombie) process is in the entry's process group. Orphans of
+/// the group are reparented to init, which may reap them late: a zombie counts as gone.
+fn group_alive(e: &Entry) -> bool {
+    let Ok(pgid) = i32::try_from(e.child.id()) else {
+        return false;
+    };
+    // Cheap check first: no member at all, not even a zombie.
+    if kill(Pid::from_raw(-pgid), None).is_err() {
+        return false;
+    }
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    rd.flatten().any(|d| {
+        let Ok(stat) = std::fs::read_to_string(d.path().join("stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next();
+        let pgrp = f.nth(1).and_then(|p| p.parse::<i32>().ok());
+        pgrp == Some(pgid) && state != Some("Z") && state != Some("X")
+    })
 }
 
 /// SIGTERM, wait up to `grace`, SIGKILL, reap. Returns each child's exit status.
@@ -196,7 +228,16 @@ fn terminate(mut entries: Vec<Entry>, grace: Duration) -> Vec<Option<ExitStatus>
             tracing::debug!(name = %e.name, pid = e.child.id(), "SIGKILL after grace");
             signal(&e.child, Signal::SIGKILL);
             *st = e.child.wait().ok();
+        } else {
+            // The leader is gone; whatever it left behind in its group goes too.
+            signal(&e.child, Signal::SIGKILL);
         }
+    }
+    // Orphans of a group die asynchronously and are reaped by init: wait (bounded) until
+    // no member of any group is left, so callers can delete namespaces and dirs.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while entries.iter().any(group_alive) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
     }
     status
 }
@@ -300,12 +341,13 @@ impl Proc {
 
     /// Hard stop: SIGKILL at once (a crash, as for graceful-restart tests), then reap.
     pub fn kill(&self) -> Option<ExitStatus> {
-        let mut e = self.registry.take(self.id)?;
+        let e = self.registry.take(self.id)?;
         signal(&e.child, Signal::SIGKILL);
-        e.child.wait().ok()
+        terminate(vec![e], Duration::ZERO).pop().flatten()
     }
 
-    /// Sends `sig` without waiting (e.g. SIGHUP, SIGSTOP/SIGCONT to freeze a daemon).
+    /// Sends `sig` to the child alone, without waiting (e.g. SIGHUP, or SIGSTOP/SIGCONT
+    /// to freeze a daemon).
     pub fn signal(&self, sig: Signal) -> Result<()> {
         let pid = i32::try_from(self.pid)
             .map_err(|_| Error::invalid("pid", self.pid.to_string(), "out of range"))?;

@@ -16,9 +16,16 @@ fn netns_exists(name: &str) -> bool {
     Path::new("/run/netns").join(name).exists()
 }
 
-/// A PID is gone when /proc has no entry (a zombie would still have one).
+/// A PID is gone when /proc has no entry, or only a zombie's (an orphaned grandchild
+/// waits there until init reaps it; it no longer runs).
 fn pid_gone(pid: u32) -> bool {
-    !Path::new(&format!("/proc/{pid}")).exists()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
 }
 
 #[test]
@@ -100,13 +107,31 @@ fn guard_cleans_up_after_panic() {
         let lab = Lab::new("panic").expect("lab");
         let a = lab.add_host("a", "10.0.0.1/24").expect("host");
         let sleeper = a.spawn("sleep", "sleep", &["300"]).expect("spawn");
-        // A child that ignores SIGTERM must still be killed (SIGKILL after grace).
+        // A child that ignores SIGTERM must still be killed (SIGKILL after grace), and
+        // so must the grandchild it forked.
         let stubborn = a
-            .spawn("stubborn", "sh", &["-c", "trap '' TERM; sleep 300 & wait"])
+            .spawn(
+                "stubborn",
+                "sh",
+                &["-c", "trap '' TERM; sleep 300 & echo child=$!; wait"],
+            )
             .expect("spawn");
+        let grandchild: u32 =
+            testlab::wait_until(Duration::from_secs(3), Duration::from_millis(10), || {
+                let log = stubborn.log();
+                log.trim()
+                    .strip_prefix("child=")
+                    .and_then(|p| p.parse().ok())
+                    .ok_or(log)
+            })
+            .expect("grandchild pid");
         let dir = lab.dir().to_path_buf();
-        tx.send((lab.namespaces(), vec![sleeper.pid(), stubborn.pid()], dir))
-            .expect("send");
+        tx.send((
+            lab.namespaces(),
+            vec![sleeper.pid(), stubborn.pid(), grandchild],
+            dir,
+        ))
+        .expect("send");
         panic!("deliberate panic inside a lab");
     });
     assert!(result.is_err(), "the closure panicked");
