@@ -5,3 +5,4 @@
 
 pub mod fsm;
 pub mod msg;
+pub mod rib;

@@ -1,0 +1,753 @@
+//! The BGP RIB: Adj-RIB-In per peer, the Loc-RIB with the decision process and ECMP sets,
+//! Adj-RIB-Out per peer with export rules and UPDATE packing, and graceful-restart
+//! bookkeeping. Pure: no async, sockets or clocks — timers belong to the driver, which
+//! reports their expiry as method calls.
+//!
+//! # Driving it (for the speaker's owner task)
+//!
+//! ```text
+//! let mut rib = Rib::new(RibConfig::new(64512, router_id));
+//! let p = rib.add_peer(PeerConfig::new(addr, remote_as, 64512));   // at configuration
+//! rib.peer_up(p, negotiated)?;                                     // on Established
+//! for peer in rib.peers_with_pending() {                           // after every input
+//!     for msg in rib.pending_messages(peer)? { /* encode and send */ }
+//! }
+//! let changes = rib.apply_update(p, &update)?;                     // on UPDATE received
+//! //   `changes` go to the node agent (every equal-cost path per prefix, or "gone").
+//! rib.apply_route_refresh(p, &rr)?;                                // on ROUTE-REFRESH
+//! rib.peer_down(p)?;               // session lost, no GR: its routes go
+//! rib.peer_down_graceful(p, &families)?;  // session lost, peer does GR: routes kept stale
+//! rib.restart_timer_expired(p)?;   // the driver's GR restart timer fired
+//! rib.originate(prefix, attrs)?; rib.withdraw_local(prefix);  // our own routes
+//! ```
+//!
+//! Every method that can change the Loc-RIB returns the [`RibChange`]s it caused, and only
+//! real changes of a prefix's ECMP set (source or attributes of a path). Outgoing UPDATEs
+//! accumulate per peer until [`Rib::pending_messages`] drains them, so a burst of input is
+//! sent as few, fully packed messages.
+//!
+//! Module map: [`attrs`] (interned attribute sets), `decision` (best path, ECMP),
+//! `import` (loop and next-hop checks), [`export`] (export rules, policy hook), `adj_out`
+//! and `pack` (Adj-RIB-Out, UPDATE packing), `gr` (graceful restart, deferral, refresh).
+
+mod adj_out;
+pub mod attrs;
+mod decision;
+pub mod export;
+mod gr;
+mod import;
+mod pack;
+mod types;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnetwork::IpNetwork;
+
+use crate::msg::{Afi, Message, Origin, PathAttributes, Update};
+
+use adj_out::AdjOut;
+use attrs::{ByAddr, Interner};
+use decision::{Learned, PathFacts};
+use export::{ExportAction, ExportContext, SourceClass, Target};
+use pack::PackCtx;
+
+pub use attrs::SharedAttrs;
+pub use export::{AcceptAll, ExportPolicy};
+pub use types::{
+    Negotiated, NextHopMode, PathSource, PeerConfig, PeerId, PeerStats, RejectReason, RibChange,
+    RibConfig, RibError, RoutePath,
+};
+
+/// One candidate path of a prefix.
+#[derive(Debug, Clone)]
+struct Candidate {
+    source: PathSource,
+    attrs: SharedAttrs,
+    next_hop: Option<IpAddr>,
+    stale: bool,
+}
+
+/// A prefix of the Loc-RIB: every candidate (at most one per source) and the ECMP set last
+/// reported, best first.
+#[derive(Debug, Default)]
+struct Entry {
+    cands: Vec<Candidate>,
+    selected: Vec<(PathSource, SharedAttrs)>,
+}
+
+type ExportKey = (ByAddr, SourceClass, bool);
+
+/// Per-peer state.
+struct Peer {
+    cfg: PeerConfig,
+    /// `Some` while Established.
+    session: Option<Negotiated>,
+    /// BGP identifier of the last session (kept for stale routes' tie-breaks).
+    router_id: Ipv4Addr,
+    /// Prefixes with a candidate from this peer (the Adj-RIB-In index).
+    adj_in: HashSet<IpNetwork>,
+    stale: usize,
+    rejected: u64,
+    last_reject: Option<RejectReason>,
+    /// Families whose End-of-RIB arrived in the current session.
+    eor_seen: Vec<Afi>,
+    out: AdjOut,
+    /// Built-in export transformation per (attribute set, source class, family).
+    cache: HashMap<ExportKey, Option<SharedAttrs>>,
+}
+
+impl Peer {
+    fn class(&self) -> SourceClass {
+        if self.cfg.is_ibgp() {
+            SourceClass::Ibgp {
+                client: self.cfg.rr_client,
+                router_id: self.router_id,
+            }
+        } else {
+            SourceClass::Ebgp
+        }
+    }
+
+    fn learned(&self) -> Learned {
+        if self.cfg.is_ibgp() {
+            Learned::Ibgp {
+                router_id: self.router_id,
+                addr: self.cfg.address,
+            }
+        } else {
+            Learned::Ebgp {
+                router_id: self.router_id,
+                addr: self.cfg.address,
+            }
+        }
+    }
+}
+
+/// The RIB. See the module documentation for how a speaker drives it.
+pub struct Rib {
+    cfg: RibConfig,
+    peers: Vec<Option<Peer>>,
+    table: HashMap<IpNetwork, Entry>,
+    interner: Interner,
+    policy: Box<dyn ExportPolicy + Send>,
+    /// Restarting speaker: selection deferred (RFC 4724 §4.1).
+    deferring: bool,
+    /// Prefixes touched while deferring.
+    dirty: HashSet<IpNetwork>,
+}
+
+impl std::fmt::Debug for Rib {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rib")
+            .field("cfg", &self.cfg)
+            .field("prefixes", &self.table.len())
+            .field("peers", &self.peers.iter().flatten().count())
+            .field("deferring", &self.deferring)
+            .finish()
+    }
+}
+
+fn family_of(p: &IpNetwork) -> Afi {
+    if p.is_ipv6() {
+        Afi::Ipv6Unicast
+    } else {
+        Afi::Ipv4Unicast
+    }
+}
+
+impl Rib {
+    /// An empty RIB. With [`RibConfig::defer_until_eor`] it starts deferring selection.
+    pub fn new(cfg: RibConfig) -> Rib {
+        Rib {
+            deferring: cfg.defer_until_eor,
+            cfg,
+            peers: Vec::new(),
+            table: HashMap::new(),
+            interner: Interner::default(),
+            policy: Box::new(AcceptAll),
+            dirty: HashSet::new(),
+        }
+    }
+
+    /// The configuration this RIB runs with.
+    pub fn config(&self) -> &RibConfig {
+        &self.cfg
+    }
+
+    /// Replaces the export policy hook and re-evaluates every Established peer's
+    /// Adj-RIB-Out (differences become pending messages).
+    pub fn set_export_policy(&mut self, policy: Box<dyn ExportPolicy + Send>) {
+        self.policy = policy;
+        let ids: Vec<PeerId> = self.up_peers().collect();
+        for id in ids {
+            self.dump_to(id, false);
+        }
+    }
+
+    /// Registers a peer (session not yet up). Ids are never reused.
+    pub fn add_peer(&mut self, cfg: PeerConfig) -> PeerId {
+        let id = PeerId(u32::try_from(self.peers.len()).unwrap_or(u32::MAX));
+        self.peers.push(Some(Peer {
+            cfg,
+            session: None,
+            router_id: Ipv4Addr::UNSPECIFIED,
+            adj_in: HashSet::new(),
+            stale: 0,
+            rejected: 0,
+            last_reject: None,
+            eor_seen: Vec::new(),
+            out: AdjOut::default(),
+            cache: HashMap::new(),
+        }));
+        id
+    }
+
+    /// Unregisters a peer, removing every route it contributed.
+    pub fn remove_peer(&mut self, peer: PeerId) -> Result<Vec<RibChange>, RibError> {
+        let changes = self.flush_peer(peer, |_| true)?;
+        if let Some(slot) = self.peers.get_mut(peer.0 as usize) {
+            *slot = None;
+        }
+        self.check_deferral_done(&mut Vec::new());
+        Ok(changes)
+    }
+
+    /// The peer's static configuration.
+    pub fn peer_config(&self, peer: PeerId) -> Result<&PeerConfig, RibError> {
+        Ok(&self.peer(peer)?.cfg)
+    }
+
+    /// Registered peers.
+    pub fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_some())
+            .map(|(i, _)| PeerId(i as u32))
+    }
+
+    fn up_peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.as_ref().is_some_and(|p| p.session.is_some()))
+            .map(|(i, _)| PeerId(i as u32))
+    }
+
+    fn peer(&self, id: PeerId) -> Result<&Peer, RibError> {
+        self.peers
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .ok_or(RibError::UnknownPeer { peer: id })
+    }
+
+    fn peer_mut(&mut self, id: PeerId) -> Result<&mut Peer, RibError> {
+        self.peers
+            .get_mut(id.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(RibError::UnknownPeer { peer: id })
+    }
+
+    /// The session reached Established. Queues the initial table dump and the End-of-RIB
+    /// per negotiated family (held back while selection is deferred). Stale routes from a
+    /// previous session stay until replaced, swept by End-of-RIB, or the restart timer.
+    pub fn peer_up(&mut self, peer: PeerId, negotiated: Negotiated) -> Result<(), RibError> {
+        let p = self.peer_mut(peer)?;
+        p.router_id = negotiated.router_id;
+        p.out.clear();
+        p.cache.clear();
+        p.eor_seen.clear();
+        p.session = Some(negotiated);
+        if !self.deferring {
+            self.dump_to(peer, true);
+        }
+        Ok(())
+    }
+
+    /// The session went down without graceful restart: every route of the peer is removed.
+    pub fn peer_down(&mut self, peer: PeerId) -> Result<Vec<RibChange>, RibError> {
+        let changes = self.flush_peer(peer, |_| true)?;
+        Ok(changes)
+    }
+
+    /// Applies a received UPDATE: withdrawals, then announcements (after import checks;
+    /// rejected prefixes are treated as withdrawn and counted in [`PeerStats`]). An
+    /// End-of-RIB marker is handled as [`Rib::end_of_rib`].
+    pub fn apply_update(
+        &mut self,
+        peer: PeerId,
+        update: &Update,
+    ) -> Result<Vec<RibChange>, RibError> {
+        let p = self.peer(peer)?;
+        let Some(session) = &p.session else {
+            return Err(RibError::PeerNotUp { peer });
+        };
+        if let Some(afi) = update.is_end_of_rib() {
+            return self.end_of_rib(peer, afi);
+        }
+        let families = session.families.clone();
+        let own = session.local_address;
+        let mut changes = Vec::new();
+        for prefix in &update.withdrawn {
+            self.remove_candidate(*prefix, PathSource::Peer(peer), &mut changes);
+        }
+        if update.announced.is_empty() {
+            return Ok(changes);
+        }
+        let p = self.peer(peer)?;
+        let checked = match &update.attrs {
+            None => Err(RejectReason::BadNextHop),
+            Some(a) => import::check_attrs(&self.cfg, &p.cfg, a),
+        };
+        let attrs = match (&update.attrs, checked) {
+            (Some(a), Ok(())) => Ok(self.interner.intern(a.clone())),
+            (_, Err(e)) => Err(e),
+            (None, Ok(())) => Err(RejectReason::BadNextHop),
+        };
+        // Next hop per family, computed once.
+        let mut nh: [Option<Result<IpAddr, RejectReason>>; 2] = [None, None];
+        let mut rejected = 0u64;
+        let mut last = None;
+        for prefix in &update.announced {
+            let v6 = prefix.is_ipv6();
+            let verdict = attrs.as_ref().map_err(|e| *e).and_then(|a| {
+                if !families.contains(&family_of(prefix)) {
+                    return Err(RejectReason::FamilyNotNegotiated);
+                }
+                let hop =
+                    *nh[usize::from(v6)].get_or_insert_with(|| import::next_hop_for(a, v6, own));
+                hop.map(|h| (a.clone(), h))
+            });
+            match verdict {
+                Ok((a, hop)) => {
+                    let c = Candidate {
+                        source: PathSource::Peer(peer),
+                        attrs: a,
+                        next_hop: Some(hop),
+                        stale: false,
+                    };
+                    self.upsert_candidate(*prefix, c, &mut changes);
+                }
+                Err(e) => {
+                    rejected += 1;
+                    last = Some(e);
+                    self.remove_candidate(*prefix, PathSource::Peer(peer), &mut changes);
+                }
+            }
+        }
+        if rejected > 0 {
+            let p = self.peer_mut(peer)?;
+            p.rejected += rejected;
+            p.last_reject = last;
+        }
+        Ok(changes)
+    }
+
+    /// Originates (or replaces) a local route. A missing ORIGIN becomes IGP; a missing next
+    /// hop means "self" on export. A next hop of the other family is an error.
+    pub fn originate(
+        &mut self,
+        prefix: IpNetwork,
+        mut attrs: PathAttributes,
+    ) -> Result<Vec<RibChange>, RibError> {
+        attrs.origin.get_or_insert(Origin::Igp);
+        let v6 = prefix.is_ipv6();
+        let next_hop = match (attrs.next_hop, attrs.mp_next_hop) {
+            (Some(_), _) if v6 => return Err(RibError::LocalNextHopFamily { prefix }),
+            (Some(v4), _) => Some(IpAddr::V4(v4)),
+            (None, Some((g, _))) if g.is_ipv6() != v6 => {
+                return Err(RibError::LocalNextHopFamily { prefix });
+            }
+            (None, Some((g, _))) => Some(g),
+            (None, None) => None,
+        };
+        let c = Candidate {
+            source: PathSource::Local,
+            attrs: self.interner.intern(attrs),
+            next_hop,
+            stale: false,
+        };
+        let mut changes = Vec::new();
+        self.upsert_candidate(prefix, c, &mut changes);
+        Ok(changes)
+    }
+
+    /// Withdraws a locally originated route (no-op if there is none).
+    pub fn withdraw_local(&mut self, prefix: IpNetwork) -> Vec<RibChange> {
+        let mut changes = Vec::new();
+        self.remove_candidate(prefix, PathSource::Local, &mut changes);
+        changes
+    }
+
+    /// Peers that have messages waiting in [`Rib::pending_messages`].
+    pub fn peers_with_pending(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.as_ref()
+                    .is_some_and(|p| p.session.is_some() && p.out.has_pending())
+            })
+            .map(|(i, _)| PeerId(i as u32))
+            .collect()
+    }
+
+    /// Drains the messages owed to `peer`: withdrawals and announcements packed by shared
+    /// attributes into UPDATEs of at most [`RibConfig::max_message_size`] bytes, framed by
+    /// BoRR/EoRR during an enhanced route refresh, then End-of-RIB markers after the
+    /// initial dump. The Adj-RIB-Out then records them as sent.
+    pub fn pending_messages(&mut self, peer: PeerId) -> Result<Vec<Message>, RibError> {
+        let max_len = self.cfg.max_message_size;
+        let p = self.peer_mut(peer)?;
+        let Some(s) = &p.session else {
+            return Err(RibError::PeerNotUp { peer });
+        };
+        let ctx = PackCtx {
+            max_len,
+            four_octet_as: s.four_octet_as,
+        };
+        Ok(p.out.drain(ctx))
+    }
+
+    /// The current ECMP set of `prefix` (best first), if it has a route.
+    pub fn best(&self, prefix: &IpNetwork) -> Option<RibChange> {
+        let e = self.table.get(prefix)?;
+        if e.selected.is_empty() {
+            return None;
+        }
+        Some(self.change_of(*prefix, e))
+    }
+
+    /// Every prefix of the Loc-RIB with its ECMP set (unordered).
+    pub fn loc_rib(&self) -> impl Iterator<Item = RibChange> + '_ {
+        self.table
+            .iter()
+            .filter(|(_, e)| !e.selected.is_empty())
+            .map(|(p, e)| self.change_of(*p, e))
+    }
+
+    /// Number of prefixes with a selected route.
+    pub fn loc_rib_len(&self) -> usize {
+        self.table
+            .values()
+            .filter(|e| !e.selected.is_empty())
+            .count()
+    }
+
+    /// The peer's Adj-RIB-In: every accepted prefix with its path and stale flag.
+    pub fn adj_rib_in(&self, peer: PeerId) -> Result<Vec<(IpNetwork, RoutePath, bool)>, RibError> {
+        let p = self.peer(peer)?;
+        let src = PathSource::Peer(peer);
+        Ok(p.adj_in
+            .iter()
+            .filter_map(|pfx| {
+                let c = self
+                    .table
+                    .get(pfx)?
+                    .cands
+                    .iter()
+                    .find(|c| c.source == src)?;
+                Some((
+                    *pfx,
+                    self.route_path(c.source, &c.attrs, c.next_hop),
+                    c.stale,
+                ))
+            })
+            .collect())
+    }
+
+    /// The peer's Adj-RIB-Out: what was sent and not withdrawn.
+    pub fn adj_rib_out(&self, peer: PeerId) -> Result<Vec<(IpNetwork, SharedAttrs)>, RibError> {
+        Ok(self
+            .peer(peer)?
+            .out
+            .sent()
+            .iter()
+            .map(|(p, a)| (*p, a.clone()))
+            .collect())
+    }
+
+    /// Counters for status output.
+    pub fn peer_stats(&self, peer: PeerId) -> Result<PeerStats, RibError> {
+        let p = self.peer(peer)?;
+        Ok(PeerStats {
+            received: p.adj_in.len(),
+            stale: p.stale,
+            advertised: p.out.sent().len(),
+            rejected: p.rejected,
+            last_reject: p.last_reject,
+        })
+    }
+
+    // ----- internals -----
+
+    fn route_path(
+        &self,
+        source: PathSource,
+        attrs: &SharedAttrs,
+        next_hop: Option<IpAddr>,
+    ) -> RoutePath {
+        let peer_address = match source {
+            PathSource::Local => None,
+            PathSource::Peer(id) => self.peer(id).ok().map(|p| p.cfg.address),
+        };
+        RoutePath {
+            source,
+            peer_address,
+            next_hop,
+            attrs: attrs.clone(),
+        }
+    }
+
+    fn change_of(&self, prefix: IpNetwork, e: &Entry) -> RibChange {
+        let paths = e
+            .selected
+            .iter()
+            .map(|(src, a)| {
+                let nh = e
+                    .cands
+                    .iter()
+                    .find(|c| c.source == *src)
+                    .and_then(|c| c.next_hop);
+                self.route_path(*src, a, nh)
+            })
+            .collect();
+        RibChange { prefix, paths }
+    }
+
+    fn upsert_candidate(&mut self, prefix: IpNetwork, c: Candidate, changes: &mut Vec<RibChange>) {
+        if let PathSource::Peer(id) = c.source
+            && let Some(Some(p)) = self.peers.get_mut(id.0 as usize)
+        {
+            p.adj_in.insert(prefix);
+        }
+        let e = self.table.entry(prefix).or_default();
+        match e.cands.iter_mut().find(|x| x.source == c.source) {
+            Some(old) => {
+                if old.stale
+                    && let PathSource::Peer(id) = c.source
+                    && let Some(Some(p)) = self.peers.get_mut(id.0 as usize)
+                {
+                    p.stale -= 1;
+                }
+                *old = c;
+            }
+            None => e.cands.push(c),
+        }
+        self.recompute(prefix, changes);
+    }
+
+    fn remove_candidate(
+        &mut self,
+        prefix: IpNetwork,
+        source: PathSource,
+        changes: &mut Vec<RibChange>,
+    ) {
+        let Some(e) = self.table.get_mut(&prefix) else {
+            return;
+        };
+        let Some(pos) = e.cands.iter().position(|c| c.source == source) else {
+            return;
+        };
+        let old = e.cands.swap_remove(pos);
+        if let PathSource::Peer(id) = source
+            && let Some(Some(p)) = self.peers.get_mut(id.0 as usize)
+        {
+            p.adj_in.remove(&prefix);
+            if old.stale {
+                p.stale -= 1;
+            }
+        }
+        self.recompute(prefix, changes);
+    }
+
+    fn facts(&self, c: &Candidate) -> PathFacts {
+        let how = match c.source {
+            PathSource::Local => Learned::Local {
+                router_id: self.cfg.router_id,
+            },
+            PathSource::Peer(id) => match self.peer(id) {
+                Ok(p) => p.learned(),
+                Err(_) => Learned::Ibgp {
+                    router_id: Ipv4Addr::BROADCAST,
+                    addr: IpAddr::V4(Ipv4Addr::BROADCAST),
+                },
+            },
+        };
+        PathFacts::of(&c.attrs, how, self.cfg.default_local_pref)
+    }
+
+    /// Re-runs the decision for one prefix; reports and exports a changed ECMP set.
+    fn recompute(&mut self, prefix: IpNetwork, changes: &mut Vec<RibChange>) {
+        if self.deferring {
+            self.dirty.insert(prefix);
+            return;
+        }
+        let Some(e) = self.table.get(&prefix) else {
+            return;
+        };
+        let sel = if e.cands.len() == 1 {
+            vec![0]
+        } else {
+            let facts: Vec<PathFacts> = e.cands.iter().map(|c| self.facts(c)).collect();
+            decision::select(&facts)
+        };
+        let same = sel.len() == e.selected.len()
+            && sel
+                .iter()
+                .zip(&e.selected)
+                .all(|(&i, (src, a))| e.cands[i].source == *src && e.cands[i].attrs.ptr_eq(a));
+        if same {
+            if e.cands.is_empty() {
+                self.table.remove(&prefix);
+            }
+            return;
+        }
+        let new: Vec<(PathSource, SharedAttrs)> = sel
+            .iter()
+            .map(|&i| (e.cands[i].source, e.cands[i].attrs.clone()))
+            .collect();
+        let best_changed = match (new.first(), e.selected.first()) {
+            (Some((s1, a1)), Some((s2, a2))) => s1 != s2 || !a1.ptr_eq(a2),
+            (None, None) => false,
+            _ => true,
+        };
+        let best = new.first().cloned();
+        let Some(e) = self.table.get_mut(&prefix) else {
+            return;
+        };
+        e.selected = new;
+        let empty = e.cands.is_empty();
+        let e = &self.table[&prefix];
+        changes.push(self.change_of(prefix, e));
+        if empty {
+            self.table.remove(&prefix);
+        }
+        if best_changed {
+            let ids: Vec<PeerId> = self.up_peers().collect();
+            for id in ids {
+                self.export_to(id, prefix, best.as_ref());
+            }
+        }
+    }
+
+    /// Computes what `target` should have for `prefix` given `best`, and records it.
+    fn export_to(
+        &mut self,
+        target: PeerId,
+        prefix: IpNetwork,
+        best: Option<&(PathSource, SharedAttrs)>,
+    ) {
+        let desired = best.and_then(|b| self.export_attrs(target, prefix, b));
+        if let Some(Some(p)) = self.peers.get_mut(target.0 as usize) {
+            p.out.set(prefix, desired);
+        }
+    }
+
+    fn export_attrs(
+        &mut self,
+        target: PeerId,
+        prefix: IpNetwork,
+        best: &(PathSource, SharedAttrs),
+    ) -> Option<SharedAttrs> {
+        let (source, attrs) = best;
+        let (class, src_peer) = match source {
+            PathSource::Local => (SourceClass::Local, None),
+            PathSource::Peer(id) => (self.peer(*id).ok()?.class(), Some(*id)),
+        };
+        let v6 = prefix.is_ipv6();
+        let cfg = &self.cfg;
+        let interner = &mut self.interner;
+        let policy = &self.policy;
+        let p = self.peers.get_mut(target.0 as usize)?.as_mut()?;
+        let session = p.session.as_ref()?;
+        if !session.families.contains(&family_of(&prefix)) {
+            return None;
+        }
+        let t = Target {
+            id: target,
+            cfg: &p.cfg,
+            session_local: session.local_address,
+        };
+        if !export::eligible(cfg, &t, class, src_peer, attrs) {
+            return None;
+        }
+        if p.cache.len() > 2 * interner.len() + 1024 {
+            p.cache.clear();
+        }
+        let out = p
+            .cache
+            .entry((ByAddr(attrs.clone()), class, v6))
+            .or_insert_with(|| {
+                export::transform(cfg, &t, class, attrs, v6).map(|a| interner.intern(a))
+            })
+            .clone()?;
+        let ctx = ExportContext {
+            peer: target,
+            peer_config: &p.cfg,
+            prefix: &prefix,
+            source: *source,
+            original: attrs,
+            outgoing: &out,
+        };
+        match policy.export(&ctx) {
+            ExportAction::Accept => Some(out),
+            ExportAction::Reject => None,
+            ExportAction::Modify(a) => Some(interner.intern(a)),
+        }
+    }
+
+    /// Re-evaluates the whole Adj-RIB-Out of `peer` (initial dump, policy change); an
+    /// `initial` dump owes End-of-RIB for every negotiated family.
+    fn dump_to(&mut self, peer: PeerId, initial: bool) {
+        let bests: Vec<(IpNetwork, (PathSource, SharedAttrs))> = self
+            .table
+            .iter()
+            .filter_map(|(p, e)| e.selected.first().map(|b| (*p, b.clone())))
+            .collect();
+        let sent: Vec<IpNetwork> = match self.peer(peer) {
+            Ok(p) => p.out.sent().keys().copied().collect(),
+            Err(_) => return,
+        };
+        for (prefix, best) in &bests {
+            self.export_to(peer, *prefix, Some(best));
+        }
+        for prefix in sent {
+            if self
+                .table
+                .get(&prefix)
+                .is_none_or(|e| e.selected.is_empty())
+            {
+                self.export_to(peer, prefix, None);
+            }
+        }
+        if initial
+            && let Ok(p) = self.peer_mut(peer)
+            && let Some(s) = &p.session
+        {
+            for afi in s.families.clone() {
+                p.out.owe_eor(afi);
+            }
+        }
+    }
+
+    /// Removes the candidates of `peer` whose prefix matches `which`.
+    fn flush_peer(
+        &mut self,
+        peer: PeerId,
+        which: impl Fn(&IpNetwork) -> bool,
+    ) -> Result<Vec<RibChange>, RibError> {
+        let p = self.peer_mut(peer)?;
+        p.session = None;
+        p.out.clear();
+        p.cache.clear();
+        p.eor_seen.clear();
+        let victims: Vec<IpNetwork> = p.adj_in.iter().filter(|x| which(x)).copied().collect();
+        let mut changes = Vec::new();
+        for prefix in victims {
+            self.remove_candidate(prefix, PathSource::Peer(peer), &mut changes);
+        }
+        Ok(changes)
+    }
+}
