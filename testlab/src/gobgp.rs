@@ -349,14 +349,23 @@ fn spawn_gobgpd(host: &Host, dir: &Path, config: &GoBgpConfig) -> Result<Proc> {
     host.spawn_command(&format!("gobgpd-{}", config.api_port), cmd)
 }
 
-/// The reason of the last `Peer Down` log line for `peer` in gobgpd's JSON log.
+/// The last error gobgpd logged for `peer` (JSON log at the default level): the
+/// `Reason` of a `Peer Down` line, or the text of a NOTIFICATION it sent (e.g. `sent
+/// notification: as number mismatch expected 65077, received 65001`). GoBGP does not
+/// log NOTIFICATIONs it receives before Established at that level.
 pub fn last_peer_down(log: &str, peer: &str) -> Option<String> {
     log.lines().rev().find_map(|l| {
         let v: Value = serde_json::from_str(l).ok()?;
-        if v.get("msg")?.as_str()? == "Peer Down" && v.get("Key")?.as_str()? == peer {
-            Some(v.get("Reason")?.as_str()?.to_string())
-        } else {
-            None
+        if v.get("Key")?.as_str()? != peer {
+            return None;
+        }
+        match v.get("msg")?.as_str()? {
+            "Peer Down" => Some(v.get("Reason")?.as_str()?.to_string()),
+            "sent notification" => Some(format!(
+                "sent notification: {}",
+                v.get("Data").and_then(Value::as_str).unwrap_or("")
+            )),
+            _ => None,
         }
     })
 }

@@ -60,6 +60,11 @@ fn neighbors_json_and_log_reason() {
         Some("notification-received code 2(open message error) subcode 2(bad peer AS)")
     );
     assert_eq!(last_peer_down(log, "10.9.0.3"), None);
+    let log = "{\"Data\":\"as number mismatch expected 65077, received 65001\",\"Key\":\"10.9.0.1\",\"msg\":\"sent notification\"}";
+    assert_eq!(
+        last_peer_down(log, "10.9.0.1").as_deref(),
+        Some("sent notification: as number mismatch expected 65077, received 65001")
+    );
 }
 
 #[test]

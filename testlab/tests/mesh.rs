@@ -134,3 +134,50 @@ fn bird_gobgp_frr_full_mesh() -> anyhow::Result<()> {
     })?;
     Ok(())
 }
+
+/// A ring of wrong expectations: BIRD expects the wrong AS from GoBGP, GoBGP from FRR,
+/// FRR from BIRD. Each detecting daemon shows the bad-peer-AS error it sent, and no
+/// session comes up.
+#[test]
+fn wrong_peer_as_is_reported_by_all_three() -> anyhow::Result<()> {
+    require_root();
+    let t0 = Instant::now();
+    let lab = Lab::new("badas")?;
+    let a = lab.add_host("bird", "10.0.0.1/24")?;
+    let b = lab.add_host("gobgp", "10.0.0.2/24")?;
+    let c = lab.add_host("frr", "10.0.0.3/24")?;
+
+    let mut ca = BirdConfig::new("10.0.0.1".parse()?, 65001);
+    ca.neighbors
+        .push(BirdNeighbor::new("gobgp", ip("10.0.0.2"), 65099));
+    ca.neighbors
+        .push(BirdNeighbor::new("frr", ip("10.0.0.3"), 65003));
+    let bird = Bird::start(&a, ca)?;
+    let mut cb = GoBgpConfig::new("10.0.0.2".parse()?, 65002);
+    cb.neighbors.push(GoBgpNeighbor::new(ip("10.0.0.1"), 65001));
+    cb.neighbors.push(GoBgpNeighbor::new(ip("10.0.0.3"), 65098));
+    let gobgp = GoBgp::start(&b, cb)?;
+    let mut cc = FrrConfig::new("10.0.0.3".parse()?, 65003);
+    cc.neighbors.push(FrrNeighbor::new(ip("10.0.0.1"), 65097));
+    cc.neighbors.push(FrrNeighbor::new(ip("10.0.0.2"), 65002));
+    let frr = Frr::start(&c, cc)?;
+
+    let bad_as = |n: &testlab::Neighbor| {
+        let e = n.last_error.as_deref().unwrap_or("").to_ascii_lowercase();
+        !n.is_established() && (e.contains("bad peer as") || e.contains("as number mismatch"))
+    };
+    wait_until(T, POLL, || -> anyhow::Result<()> {
+        let n = bird.protocol_state("gobgp")?;
+        anyhow::ensure!(bad_as(&n), "bird {n:?}");
+        let n = gobgp.neighbor(ip("10.0.0.3"))?;
+        anyhow::ensure!(bad_as(&n), "gobgp {n:?}");
+        let n = frr.neighbor(ip("10.0.0.1"))?;
+        anyhow::ensure!(bad_as(&n), "frr {n:?}");
+        Ok(())
+    })?;
+    eprintln!("badas: errors shown after {:?}", t0.elapsed());
+    let t1 = Instant::now();
+    drop(lab);
+    eprintln!("badas: lab teardown took {:?}", t1.elapsed());
+    Ok(())
+}
