@@ -76,3 +76,20 @@ pub use lab::{DEFAULT_SEGMENT, Host, Lab, OutputExt, require_root};
 pub use process::{Proc, Registry};
 pub use route::{AsSegment, BgpState, Neighbor, Origin, Route, parse_as_path, routes_for};
 pub use wait::{holds_for, wait_until};
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+
+    /// Handles may move into `spawn_blocking` closures and be shared across threads.
+    #[test]
+    fn handles_are_send_and_sync() {
+        send_sync::<crate::Lab>();
+        send_sync::<crate::Host>();
+        send_sync::<crate::Proc>();
+        send_sync::<crate::bird::Bird>();
+        send_sync::<crate::gobgp::GoBgp>();
+        send_sync::<crate::frr::Frr>();
+        send_sync::<crate::etcd::Etcd>();
+    }
+}

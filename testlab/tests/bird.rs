@@ -92,6 +92,65 @@ fn ebgp_and_ibgp_between_two_birds() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// IPv6 unicast over an IPv4 session (the channel needs a v6 next hop address), and a
+/// cut link takes the session down within the hold time and withdraws the routes.
+#[test]
+fn ipv6_over_ipv4_and_hold_timer_on_cut_link() -> anyhow::Result<()> {
+    require_root();
+    let lab = Lab::new("birdv6")?;
+    let a = lab.add_host("a", "10.0.0.1/24")?;
+    let b = lab.add_host("b", "10.0.0.2/24")?;
+    a.add_addr("eth0", "fd00::1/64")?;
+    b.add_addr("eth0", "fd00::2/64")?;
+
+    let mut na = BirdNeighbor::new("to_b", ip("10.0.0.2"), 65002);
+    na.ipv6 = true;
+    na.ipv6_extra = "next hop address fd00::1;".into();
+    na.hold_time = Some(3);
+    let mut ca = BirdConfig::new("10.0.0.1".parse()?, 65001);
+    ca.neighbors.push(na);
+    ca.static_routes.push("fd10::/64".parse()?);
+    ca.static_routes.push("10.1.0.0/26".parse()?);
+    let _bird_a = Bird::start(&a, ca)?;
+
+    let mut nb = BirdNeighbor::new("to_a", ip("10.0.0.1"), 65001);
+    nb.ipv6 = true;
+    nb.ipv6_extra = "next hop address fd00::2;".into();
+    nb.hold_time = Some(3);
+    let mut cb = BirdConfig::new("10.0.0.2".parse()?, 65002);
+    cb.neighbors.push(nb);
+    let bird_b = Bird::start(&b, cb)?;
+
+    let r = wait_route(&bird_b, "master6", "fd10::/64")?;
+    assert_eq!(r.next_hop, Some(ip("fd00::1")));
+    assert_eq!(r.as_path, vec![AsSegment::Sequence(vec![65001])]);
+    wait_route(&bird_b, "master4", "10.1.0.0/26")?;
+
+    let cut = std::time::Instant::now();
+    lab.set_link(&a, false)?;
+    wait_until(Duration::from_secs(8), POLL, || {
+        let st = bird_b.protocol_state("to_a")?;
+        let routes = bird_b.all_routes()?;
+        anyhow::ensure!(!st.is_established(), "still up");
+        anyhow::ensure!(routes.is_empty(), "not withdrawn: {routes:?}");
+        anyhow::ensure!(
+            st.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("Hold timer expired")),
+            "{st:?}"
+        );
+        Ok(())
+    })?;
+    let down = cut.elapsed();
+    assert!(
+        down >= Duration::from_secs(2),
+        "down after {down:?}: too early for a hold timer"
+    );
+    lab.set_link(&a, true)?;
+    bird_b.wait_established("to_a", T)?;
+    Ok(())
+}
+
 #[test]
 fn wrong_password_stays_down_and_gr_keeps_stale_routes() -> anyhow::Result<()> {
     require_root();
@@ -142,14 +201,29 @@ fn wrong_password_stays_down_and_gr_keeps_stale_routes() -> anyhow::Result<()> {
     })?;
     assert_eq!(r.next_hop, Some(ip("10.0.0.2")));
 
+    let fresh = || {
+        wait_until(T, POLL, || {
+            let routes = bird_a.routes("master4")?;
+            match routes_for(&routes, "10.2.0.0/26").first() {
+                Some(r) if !r.stale => Ok(()),
+                other => Err(anyhow::anyhow!("{other:?}")),
+            }
+        })
+    };
     bird_b.restart(None)?;
     bird_a.wait_established("to_b", T)?;
+    fresh()?;
+
+    // A planned restart (`birdc graceful restart`) also leaves the routes stale.
+    bird_b.graceful_restart_shutdown()?;
     wait_until(T, POLL, || {
         let routes = bird_a.routes("master4")?;
         match routes_for(&routes, "10.2.0.0/26").first() {
-            Some(r) if !r.stale => Ok(()),
+            Some(r) if r.stale => Ok(()),
             other => Err(anyhow::anyhow!("{other:?}")),
         }
     })?;
+    bird_b.restart(None)?;
+    fresh()?;
     Ok(())
 }

@@ -181,3 +181,63 @@ fn wrong_peer_as_is_reported_by_all_three() -> anyhow::Result<()> {
     eprintln!("badas: lab teardown took {:?}", t1.elapsed());
     Ok(())
 }
+
+/// MD5 passwords and restarts through the GoBGP and FRR helpers: both peer with BIRD
+/// using a password, and after a kill + restart (FRR) and a stop + restart (GoBGP) the
+/// sessions and their originated prefixes come back.
+#[test]
+fn passwords_and_restarts_for_gobgp_and_frr() -> anyhow::Result<()> {
+    require_root();
+    let lab = Lab::new("restart")?;
+    let a = lab.add_host("bird", "10.0.0.1/24")?;
+    let b = lab.add_host("gobgp", "10.0.0.2/24")?;
+    let c = lab.add_host("frr", "10.0.0.3/24")?;
+
+    let mut ca = BirdConfig::new("10.0.0.1".parse()?, 65001);
+    for (name, addr, asn) in [("gobgp", "10.0.0.2", 65002), ("frr", "10.0.0.3", 65003)] {
+        let mut n = BirdNeighbor::new(name, ip(addr), asn);
+        n.password = Some(format!("pw-{name}"));
+        ca.neighbors.push(n);
+    }
+    let bird = Bird::start(&a, ca)?;
+
+    let mut cb = GoBgpConfig::new("10.0.0.2".parse()?, 65002);
+    let mut n = GoBgpNeighbor::new(ip("10.0.0.1"), 65001);
+    n.password = Some("pw-gobgp".into());
+    cb.neighbors.push(n);
+    cb.originate.push(("10.2.0.0/26".parse()?, None));
+    let mut gobgp = GoBgp::start(&b, cb)?;
+
+    let mut cc = FrrConfig::new("10.0.0.3".parse()?, 65003);
+    let mut n = FrrNeighbor::new(ip("10.0.0.1"), 65001);
+    n.password = Some("pw-frr".into());
+    cc.neighbors.push(n);
+    cc.networks.push("10.3.0.0/26".parse()?);
+    let mut frr = Frr::start(&c, cc)?;
+
+    let both_routes = || {
+        wait_until(T, POLL, || -> anyhow::Result<()> {
+            let r = bird.routes("master4")?;
+            check_best(&r, "10.2.0.0/26", "10.0.0.2", 65002)?;
+            check_best(&r, "10.3.0.0/26", "10.0.0.3", 65003)?;
+            Ok(())
+        })
+    };
+    both_routes()?;
+
+    let old = frr.bgpd().pid();
+    frr.kill();
+    wait_until(T, POLL, || {
+        let n = bird.protocol_state("frr")?;
+        anyhow::ensure!(!n.is_established(), "still up after kill");
+        Ok(())
+    })?;
+    frr.restart(None)?;
+    assert_ne!(frr.bgpd().pid(), old);
+    gobgp.stop();
+    gobgp.restart(None)?;
+    frr.wait_established(ip("10.0.0.1"), T)?;
+    gobgp.wait_established(ip("10.0.0.1"), T)?;
+    both_routes()?;
+    Ok(())
+}
