@@ -3,8 +3,8 @@
 //! root namespace never sees them), and the guard that tears all of it down.
 //!
 //! Names: every namespace is `tl-<pid>-<n>-<prefix>[-<host>]`, unique per process
-//! (`pid`) and per lab (`n`). The first lab of a process reaps namespaces and temp dirs
-//! of that form whose creating PID no longer exists (left by a crashed earlier run).
+//! (`pid`) and per lab (`n`). The first lab of a process runs [`crate::reap`] for
+//! leftovers of crashed earlier runs.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -22,8 +22,8 @@ use crate::process::{Proc, Registry, run, run_unchecked};
 /// Name of the segment that [`Lab::new`] creates and [`Lab::add_host`] uses.
 pub const DEFAULT_SEGMENT: &str = "lan";
 
-const NETNS_PREFIX: &str = "tl-";
-const TMP_PREFIX: &str = "testlab-";
+pub(crate) const NETNS_PREFIX: &str = "tl-";
+pub(crate) const TMP_PREFIX: &str = "testlab-";
 
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 static REAP: Once = Once::new();
@@ -126,7 +126,7 @@ impl Lab {
         if prefix.contains('-') {
             return Err(Error::invalid("lab prefix", prefix, "no '-' in a prefix"));
         }
-        REAP.call_once(reap_stale);
+        REAP.call_once(crate::reap::reap_stale);
         let pid = std::process::id();
         let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
         let base = format!("{NETNS_PREFIX}{pid}-{n}-{prefix}");
@@ -513,73 +513,9 @@ impl OutputExt for Output {
     }
 }
 
-/// The PID embedded in a testlab namespace or temp dir name, if it is one.
-pub(crate) fn owner_pid(name: &str, prefix: &str) -> Option<i32> {
-    let rest = name.strip_prefix(prefix)?;
-    let (pid, rest) = rest.split_once('-')?;
-    let (n, _) = rest.split_once('-')?;
-    n.parse::<u32>().ok()?;
-    pid.parse::<i32>().ok().filter(|p| *p > 0)
-}
-
-fn pid_alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// Best effort: deletes namespaces and temp dirs named by testlab whose creating process
-/// is gone, killing the processes still inside such a namespace first.
-fn reap_stale() {
-    let me = i32::try_from(std::process::id()).unwrap_or(0);
-    if let Ok(rd) = std::fs::read_dir("/run/netns") {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = owner_pid(&name, NETNS_PREFIX) else {
-                continue;
-            };
-            if pid == me || pid_alive(pid) {
-                continue;
-            }
-            if let Ok(out) = run(ip().args(["netns", "pids", &name])) {
-                for p in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    if let Ok(p) = p.parse::<i32>() {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(p),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                }
-            }
-            tracing::info!(ns = %name, "reaping stale testlab namespace");
-            let _ = run(ip().args(["netns", "del", &name]));
-        }
-    }
-    let tmp = std::env::temp_dir();
-    if let Ok(rd) = std::fs::read_dir(&tmp) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = owner_pid(&name, TMP_PREFIX) else {
-                continue;
-            };
-            if pid != me && !pid_alive(pid) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn owner_pid_only_for_our_names() {
-        assert_eq!(owner_pid("tl-123-0-bgp-a", NETNS_PREFIX), Some(123));
-        assert_eq!(owner_pid("tl-123-4-x", NETNS_PREFIX), Some(123));
-        assert_eq!(owner_pid("tl-abc-0-x", NETNS_PREFIX), None);
-        assert_eq!(owner_pid("tl-123-x-y", NETNS_PREFIX), None);
-        assert_eq!(owner_pid("cni-123-0-x", NETNS_PREFIX), None);
-        assert_eq!(owner_pid("testlab-77-1-Ab3", TMP_PREFIX), Some(77));
-    }
 
     #[test]
     fn names_are_checked() {

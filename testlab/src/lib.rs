@@ -68,6 +68,7 @@ pub mod frr;
 pub mod gobgp;
 pub mod lab;
 pub mod process;
+pub mod reap;
 pub mod route;
 pub mod wait;
 

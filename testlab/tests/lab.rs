@@ -185,3 +185,58 @@ fn stop_and_kill_report_and_unregister() -> anyhow::Result<()> {
     assert!(err.contains("exit3"), "{err}");
     Ok(())
 }
+
+/// Leftovers of a crashed run (a `tl-<dead pid>-...` namespace with a process still in
+/// it, and a `testlab-<dead pid>-...` temp dir) are removed by the reaper; a namespace
+/// of a live process with the same form is left alone.
+#[test]
+fn reaper_removes_only_leftovers_of_dead_runs() -> anyhow::Result<()> {
+    require_root();
+    // A PID that surely belonged to a process that has exited.
+    let mut child = std::process::Command::new("true").spawn()?;
+    let dead = child.id();
+    child.wait()?;
+    anyhow::ensure!(pid_gone(dead), "pid {dead} reused already");
+    let me = std::process::id();
+    let stale = format!("tl-{dead}-0-reapme");
+    let live = format!("tl-{me}-999999-keepme");
+    let unrelated = format!("other-{dead}-0-x");
+    for ns in [&stale, &live, &unrelated] {
+        std::process::Command::new("ip")
+            .args(["netns", "add", ns])
+            .status()?;
+    }
+    let sleeper = std::process::Command::new("ip")
+        .args(["netns", "exec", &stale, "sleep", "300"])
+        .spawn()?;
+    let sleeper_pid = sleeper.id();
+    let tmp = std::env::temp_dir().join(format!("testlab-{dead}-0-leftover"));
+    std::fs::create_dir_all(tmp.join("sub"))?;
+
+    testlab::reap::reap_stale();
+
+    let stale_gone = !netns_exists(&stale);
+    let live_kept = netns_exists(&live);
+    let unrelated_kept = netns_exists(&unrelated);
+    // Clean up what the reaper (rightly) left, before asserting.
+    for ns in [&live, &unrelated] {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", ns])
+            .status();
+    }
+    let mut sleeper = sleeper;
+    let status = sleeper.wait()?;
+    assert!(stale_gone, "stale namespace {stale} not reaped");
+    assert!(live_kept, "namespace of a live pid was deleted");
+    assert!(
+        unrelated_kept,
+        "a namespace not named by testlab was deleted"
+    );
+    assert!(
+        !status.success(),
+        "process in the stale namespace was killed"
+    );
+    assert!(pid_gone(sleeper_pid));
+    assert!(!tmp.exists(), "stale temp dir {} left", tmp.display());
+    Ok(())
+}
