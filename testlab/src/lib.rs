@@ -20,6 +20,8 @@
 //!   bgpd + vtysh), [`etcd::Etcd`] (on loopback without a lab, or in a lab host). The BGP
 //!   helpers read sessions and RIBs into the common [`Neighbor`] and [`Route`] types so
 //!   tests compare daemons uniformly.
+//! - [`Host::capture`]: tcpdump in a host, read back as TCP streams and BGP messages
+//!   ([`capture`]) — real daemons' messages as codec seeds or wire evidence.
 //!
 //! Tests using a lab need root: [`Lab::new`] (and [`require_root`]) panic loudly
 //! otherwise; tests never skip silently. All calls are synchronous and quick; from a
@@ -62,6 +64,7 @@
 //! Room is left for a kube-apiserver harness module (`kube_apiserver`).
 
 pub mod bird;
+pub mod capture;
 pub mod error;
 pub mod etcd;
 pub mod frr;
