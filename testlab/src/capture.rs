@@ -102,7 +102,7 @@ fn bad(detail: impl Into<String>) -> Error {
     Error::parse("pcap", "capture file", detail)
 }
 
-fn take<'a>(b: &'a [u8], at: usize, n: usize) -> Option<&'a [u8]> {
+fn take(b: &[u8], at: usize, n: usize) -> Option<&[u8]> {
     b.get(at..at.checked_add(n)?)
 }
 
