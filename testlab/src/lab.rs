@@ -420,6 +420,17 @@ impl Host {
         run_unchecked(self.command(program).args(args))
     }
 
+    /// Runs `program args..` in the namespace with `input` on its stdin (for
+    /// `iptables-restore`, `ip -batch -`, ...); non-zero exit is an error with stderr.
+    pub fn exec_stdin<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        program: &str,
+        args: &[S],
+        input: &[u8],
+    ) -> Result<Output> {
+        crate::process::run_with_stdin(self.command(program).args(args), input)
+    }
+
     /// Runs a `sh -c` script in the namespace and returns its stdout.
     pub fn sh(&self, script: &str) -> Result<String> {
         let out = self.exec("sh", &["-c", script])?;

@@ -34,6 +34,35 @@ pub(crate) fn display_cmd(cmd: &Command) -> String {
 /// [`Error::Command`] carrying stderr (or stdout when stderr is empty).
 pub fn run(cmd: &mut Command) -> Result<Output> {
     let out = run_unchecked(cmd)?;
+    check(cmd, out)
+}
+
+/// Runs `cmd` with `input` written to its stdin; checked like [`run`].
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Result<Output> {
+    use std::io::Write as _;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+        cmd: display_cmd(cmd),
+        source,
+    })?;
+    // Feed stdin from a thread so a child filling its stdout pipe cannot deadlock us.
+    let mut stdin = child.stdin.take();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        if let Some(s) = stdin.as_mut() {
+            let _ = s.write_all(&data);
+        }
+    });
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::io(format!("wait for `{}`", display_cmd(cmd)), e))?;
+    let _ = writer.join();
+    check(cmd, out)
+}
+
+fn check(cmd: &Command, out: Output) -> Result<Output> {
     if out.status.success() {
         Ok(out)
     } else {

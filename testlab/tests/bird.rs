@@ -52,6 +52,7 @@ fn ebgp_and_ibgp_between_two_birds() -> anyhow::Result<()> {
     let mut cc = BirdConfig::new("10.0.0.3".parse()?, 65001);
     cc.neighbors
         .push(BirdNeighbor::new("to_a", ip("10.0.0.1"), 65001));
+    cc.kernel_export = true;
     let bird_c = Bird::start(&c, cc)?;
 
     bird_a.wait_established("to_b", T)?;
@@ -76,6 +77,18 @@ fn ebgp_and_ibgp_between_two_birds() -> anyhow::Result<()> {
     let r = wait_route(&bird_c, "master4", "10.1.0.0/26")?;
     assert!(r.as_path.is_empty(), "{r:?}");
     assert_eq!(r.next_hop, Some(ip("10.0.0.1")));
+
+    // With kernel export, c installs the learned routes into its namespace.
+    wait_until(T, POLL, || {
+        let k = c.ip(&["route", "show", "proto", "bird"])?;
+        anyhow::ensure!(k.contains("10.2.0.0/26 via 10.0.0.2"), "kernel: {k}");
+        anyhow::ensure!(k.contains("10.1.0.0/26 via 10.0.0.1"), "kernel: {k}");
+        Ok(())
+    })?;
+    assert!(
+        b.ip(&["route", "show", "proto", "bird"])?.is_empty(),
+        "b exports nothing"
+    );
 
     // Withdraw through reconfigure.
     ca.static_routes.retain(|p| p.to_string() != "10.1.0.0/26");

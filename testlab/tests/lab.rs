@@ -55,6 +55,19 @@ fn two_hosts_ping_each_other_v4_and_v6() -> anyhow::Result<()> {
         "{err}"
     );
     assert_eq!(a.sh("echo $((6 * 7))")?.trim(), "42");
+    // stdin-fed commands: a batch of routes in one `ip -batch -`.
+    a.exec_stdin(
+        "ip",
+        &["-batch", "-"],
+        b"route add 192.0.2.0/24 via 10.0.0.2\nroute add 198.51.100.0/24 via 10.0.0.2\n",
+    )?;
+    let routes = a.ip(&["route", "show"])?;
+    assert!(routes.contains("192.0.2.0/24 via 10.0.0.2"), "{routes}");
+    assert!(routes.contains("198.51.100.0/24 via 10.0.0.2"), "{routes}");
+    let err = a
+        .exec_stdin("ip", &["-batch", "-"], b"route add bogus\n")
+        .unwrap_err();
+    assert!(err.to_string().contains("bogus"), "{err}");
     Ok(())
 }
 
@@ -210,6 +223,19 @@ fn reaper_removes_only_leftovers_of_dead_runs() -> anyhow::Result<()> {
         .args(["netns", "exec", &stale, "sleep", "300"])
         .spawn()?;
     let sleeper_pid = sleeper.id();
+    // The reaper must find it inside the namespace (ip netns exec has entered it).
+    testlab::wait_until(Duration::from_secs(3), Duration::from_millis(10), || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "pids", &stale])
+            .output()?;
+        let pids = String::from_utf8_lossy(&out.stdout).into_owned();
+        anyhow::ensure!(
+            pids.split_whitespace()
+                .any(|p| p == sleeper_pid.to_string()),
+            "sleeper not in {stale} yet: {pids:?}"
+        );
+        Ok(())
+    })?;
     let tmp = std::env::temp_dir().join(format!("testlab-{dead}-0-leftover"));
     std::fs::create_dir_all(tmp.join("sub"))?;
 
