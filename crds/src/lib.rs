@@ -1,1 +1,53 @@
-//! tortie-crds: see DESIGN.md for what this crate owns.
+//! tortie-crds: the resources operators and components write, and their rules.
+//!
+//! tortie's own resources (group `crd.tortie.dev`, version `v1`; kinds and camelCase field
+//! names as Calico's `projectcalico.org/v3`):
+//!
+//! | kind | Rust type | scope |
+//! |---|---|---|
+//! | IPPool | [`IpPool`] / [`IpPoolSpec`] | cluster |
+//! | BGPConfiguration | [`BgpConfiguration`] / [`BgpConfigurationSpec`] | cluster (`default`, `node.<name>`) |
+//! | BGPPeer | [`BgpPeer`] / [`BgpPeerSpec`] | cluster |
+//! | TortieNode | [`TortieNode`] / [`TortieNodeSpec`] | cluster (named after the node) |
+//! | IPAMBlock | [`IpamBlock`] / [`IpamBlockSpec`] | cluster |
+//! | BlockAffinity | [`BlockAffinity`] / [`BlockAffinitySpec`] | cluster |
+//! | IPAMHandle | [`IpamHandle`] / [`IpamHandleSpec`] | cluster |
+//! | IPAMConfig | [`IpamConfig`] / [`IpamConfigSpec`] | cluster (`default`) |
+//! | WorkloadEndpoint | [`WorkloadEndpoint`] / [`WorkloadEndpointSpec`] | namespaced |
+//!
+//! Kubernetes natives re-exported from k8s-openapi: [`NetworkPolicy`]
+//! (`networking.k8s.io/v1`), [`Node`], [`Namespace`], [`Pod`] (`v1`).
+//!
+//! Everything here is pure (no async, sockets or clocks): the types, Calico's defaults,
+//! CIDR/AS/selector accessors and name schemes.
+
+pub mod asn;
+pub mod bgp;
+pub mod duration;
+pub mod endpoint;
+pub mod ipam;
+pub mod ippool;
+pub mod node;
+
+pub use asn::{AsNumber, AsNumberError};
+pub use bgp::{
+    BgpConfiguration, BgpConfigurationSpec, BgpPassword, BgpPeer, BgpPeerSpec, BindMode, Community,
+    NextHopMode, PrefixAdvertisement, ServiceCidr, SourceAddress, parse_peer_ip,
+};
+pub use endpoint::{EndpointPort, Protocol, WorkloadEndpoint, WorkloadEndpointSpec};
+pub use ipam::{
+    AffinityState, AllocationAttribute, AllocationSecondary, BlockAffinity, BlockAffinitySpec,
+    IpamBlock, IpamBlockSpec, IpamConfig, IpamConfigSpec, IpamHandle, IpamHandleSpec, cidr_name,
+};
+pub use ippool::{AllowedUse, EncapMode, IpPool, IpPoolSpec};
+pub use node::{NodeBgpSpec, TortieNode, TortieNodeSpec};
+
+pub use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+pub use k8s_openapi::api::networking::v1::NetworkPolicy;
+
+/// API group of tortie's resources.
+pub const GROUP: &str = "crd.tortie.dev";
+/// API version of tortie's resources.
+pub const VERSION: &str = "v1";
+/// `apiVersion` of tortie's resources.
+pub const API_VERSION: &str = "crd.tortie.dev/v1";
