@@ -459,9 +459,10 @@ impl Host {
     }
 
     /// Pings `ip` `count` times (0.2 s apart) from this host; true when at least one
-    /// reply came back within `timeout` overall.
+    /// reply came back within `timeout` overall (ping's deadline is whole seconds:
+    /// rounded up, at least 1 s).
     pub fn ping(&self, ip: IpAddr, count: u32, timeout: Duration) -> bool {
-        let secs = timeout.as_secs().max(1).to_string();
+        let secs = timeout.as_millis().div_ceil(1000).max(1).to_string();
         let count = count.max(1).to_string();
         let ip = ip.to_string();
         self.exec_unchecked(
