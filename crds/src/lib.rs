@@ -23,6 +23,7 @@
 
 pub mod asn;
 pub mod bgp;
+pub mod crdgen;
 pub mod duration;
 pub mod endpoint;
 pub mod ipam;
