@@ -20,6 +20,10 @@
 //!   bgpd + vtysh), [`etcd::Etcd`] (on loopback without a lab, or in a lab host). The BGP
 //!   helpers read sessions and RIBs into the common [`Neighbor`] and [`Route`] types so
 //!   tests compare daemons uniformly.
+//! - [`Host::run_in`] / [`Host::thread_in`]: Rust code (std or tokio sockets, our own
+//!   speaker) on a thread inside a host's namespace; TCP/UDP probes and recording
+//!   servers for policy and NAT tests ([`inside::Server`], [`Host::tcp_probe`],
+//!   [`Host::udp_probe`]).
 //! - [`Host::capture`]: tcpdump in a host, read back as TCP streams and BGP messages
 //!   ([`capture`]) — real daemons' messages as codec seeds or wire evidence.
 //!
@@ -69,6 +73,7 @@ pub mod error;
 pub mod etcd;
 pub mod frr;
 pub mod gobgp;
+pub mod inside;
 pub mod lab;
 pub mod process;
 pub mod reap;
