@@ -5,4 +5,5 @@
 
 pub mod fsm;
 pub mod msg;
+pub mod wire;
 pub mod rib;
