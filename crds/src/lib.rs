@@ -29,6 +29,7 @@ pub mod endpoint;
 pub mod ipam;
 pub mod ippool;
 pub mod node;
+pub mod selector;
 
 pub use asn::{AsNumber, AsNumberError};
 pub use bgp::{
@@ -42,6 +43,7 @@ pub use ipam::{
 };
 pub use ippool::{AllowedUse, EncapMode, IpPool, IpPoolSpec};
 pub use node::{NodeBgpSpec, TortieNode, TortieNodeSpec};
+pub use selector::{Expr, Selector, SelectorError};
 
 pub use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 pub use k8s_openapi::api::networking::v1::NetworkPolicy;
