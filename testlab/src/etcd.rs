@@ -87,13 +87,21 @@ impl Member {
 
 impl Etcd {
     /// Starts etcd on two free 127.0.0.1 ports of the current namespace with a fresh
-    /// temp data dir; returns once healthy. Stopped when dropped. A port taken by a
+    /// temp data dir; returns once healthy. Stopped when dropped. May also live in a
+    /// `static OnceLock` shared by a test binary: the member then dies with the test
+    /// process (parent-death signal) and the next run reaps its temp dir. A port taken by a
     /// parallel test between probing and binding is retried with new ports.
     pub fn start_loopback() -> Result<Etcd> {
         let mut last = None;
         for _ in 0..3 {
             let tmp = tempfile::Builder::new()
-                .prefix("testlab-etcd-")
+                // `testlab-<pid>-<n>-`: the reaper removes it once this process is gone.
+                .prefix(&format!(
+                    "{}{}-{}-etcd-",
+                    crate::lab::TMP_PREFIX,
+                    std::process::id(),
+                    crate::lab::next_id()
+                ))
                 .tempdir()
                 .map_err(|e| Error::io("create etcd temp dir", e))?;
             let member = Member {

@@ -28,6 +28,11 @@ pub(crate) const TMP_PREFIX: &str = "testlab-";
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 static REAP: Once = Once::new();
 
+/// A number unique within this process, for names of namespaces and temp dirs.
+pub(crate) fn next_id() -> u32 {
+    LAB_COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Panics with a clear message unless the process runs as root (euid 0). Call it first
 /// in every test that needs namespaces: such tests fail loudly, they never skip.
 pub fn require_root() {
@@ -128,7 +133,7 @@ impl Lab {
         }
         REAP.call_once(crate::reap::reap_stale);
         let pid = std::process::id();
-        let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let n = next_id();
         let base = format!("{NETNS_PREFIX}{pid}-{n}-{prefix}");
         let tmp = tempfile::Builder::new()
             .prefix(&format!("{TMP_PREFIX}{pid}-{n}-"))

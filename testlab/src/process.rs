@@ -1,7 +1,9 @@
 //! Running programs: one-shot commands with captured output ([`run`]) and long-running
 //! children tracked by PID in a [`Registry`] that terminates them (SIGTERM, short wait,
 //! SIGKILL, reap) when it is told to or dropped. Each child leads a process group of
-//! its own, and signals go to that group, so helpers a child forked die with it. A [`Proc`] is the test's handle on one
+//! its own, and signals go to that group, so helpers a child forked die with it; and
+//! each child carries a parent-death signal, so it dies with the test process even when
+//! no destructor runs. A [`Proc`] is the test's handle on one
 //! such child; it never owns the child, the registry does, so the guard always finds it.
 
 use std::collections::BTreeMap;
@@ -9,7 +11,7 @@ use std::fs::File;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -87,6 +89,65 @@ pub fn run_unchecked(cmd: &mut Command) -> Result<Output> {
     })
 }
 
+struct SpawnRequest {
+    cmd: Command,
+    reply: mpsc::Sender<std::io::Result<Child>>,
+}
+
+static KEEPER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+
+/// Spawns `cmd` from one long-lived "keeper" thread with a parent-death signal
+/// (SIGKILL), so children also die when the test process dies without running any
+/// destructor (a `static` holding a daemon, `exit()`, SIGKILL from a test timeout).
+/// The signal is tied to the spawning *thread*, hence the thread that never ends.
+/// Daemons that change their user id (FRR) lose it; the reaper covers those.
+fn spawn_kept(mut cmd: Command) -> std::io::Result<Child> {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (prctl, getppid); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    let keeper = KEEPER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        let started = std::thread::Builder::new()
+            .name("testlab-keeper".into())
+            .spawn(move || {
+                for mut req in rx {
+                    let _ = req.reply.send(req.cmd.spawn());
+                }
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "no keeper thread; children lose their death signal");
+        }
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    let sent = keeper
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(SpawnRequest {
+            cmd,
+            reply: reply_tx,
+        });
+    match sent {
+        Ok(()) => reply_rx
+            .recv()
+            .unwrap_or_else(|_| Err(std::io::Error::other("testlab keeper thread is gone"))),
+        // No keeper thread: spawn here (the death signal then follows this thread).
+        Err(mpsc::SendError(mut req)) => req.cmd.spawn(),
+    }
+}
+
 struct Entry {
     name: String,
     child: Child,
@@ -136,12 +197,13 @@ impl Registry {
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(file2))
             .process_group(0);
-        let child = cmd.spawn().map_err(|source| Error::Spawn {
-            cmd: display_cmd(&cmd),
+        let shown = display_cmd(&cmd);
+        let child = spawn_kept(cmd).map_err(|source| Error::Spawn {
+            cmd: shown.clone(),
             source,
         })?;
         let pid = child.id();
-        tracing::debug!(%name, pid, cmd = %display_cmd(&cmd), "spawned");
+        tracing::debug!(%name, pid, cmd = %shown, "spawned");
         let mut inner = self.lock();
         let id = inner.next;
         inner.next += 1;

@@ -266,3 +266,46 @@ fn reaper_removes_only_leftovers_of_dead_runs() -> anyhow::Result<()> {
     assert!(!tmp.exists(), "stale temp dir {} left", tmp.display());
     Ok(())
 }
+
+/// Children carry a parent-death signal: when the test process exits without running
+/// any destructor, they die anyway. The test re-runs its own binary in a mode that
+/// spawns a child, leaks every handle and exits.
+#[test]
+fn children_die_with_the_test_process_even_without_drop() -> anyhow::Result<()> {
+    const NAME: &str = "children_die_with_the_test_process_even_without_drop";
+    if std::env::var_os("TESTLAB_ORPHAN_MODE").is_some() {
+        let dir = std::env::temp_dir();
+        let reg = testlab::Registry::new();
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("300");
+        let log = dir.join(format!("testlab-orphan-{}.log", std::process::id()));
+        let p = reg.spawn("orphan", cmd, &log)?;
+        println!("\norphan={}", p.pid());
+        println!("log={}", log.display());
+        std::mem::forget(p);
+        std::mem::forget(reg);
+        std::process::exit(0);
+    }
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env("TESTLAB_ORPHAN_MODE", "1")
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pid: u32 = stdout
+        .lines()
+        .find_map(|l| l.split_once("orphan=").map(|(_, p)| p))
+        .and_then(|p| p.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no orphan pid in {stdout:?}"))?;
+    if let Some(log) = stdout.lines().find_map(|l| l.strip_prefix("log=")) {
+        let _ = std::fs::remove_file(log.trim());
+    }
+    testlab::wait_until(Duration::from_secs(3), Duration::from_millis(20), || {
+        if pid_gone(pid) {
+            Ok(())
+        } else {
+            Err(format!("orphan {pid} still runs"))
+        }
+    })
+    .map_err(anyhow::Error::msg)?;
+    Ok(())
+}
