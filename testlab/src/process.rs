@@ -178,6 +178,9 @@ impl Registry {
     }
 
     /// Spawns `cmd` with stdout and stderr appended to `log` and registers the child.
+    /// The fork happens on the keeper thread, which stays in the namespace the process
+    /// started in: to run inside a lab host use [`crate::Host::spawn`] (`ip netns
+    /// exec`), not a call from within [`crate::Host::run_in`].
     pub fn spawn(
         self: &Arc<Self>,
         name: impl Into<String>,
