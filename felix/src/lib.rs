@@ -1,1 +1,2 @@
 //! tortie-felix: see DESIGN.md for what this crate owns.
+pub mod input;
