@@ -1,2 +1,3 @@
 //! tortie-felix: see DESIGN.md for what this crate owns.
-pub mod input;
+pub mod iptables;
+pub mod policy;

@@ -1,0 +1,173 @@
+//! The driver: applies a desired [`Ruleset`] to the kernel with one
+//! `iptables-restore --noflush --wait` per changed table and one `ipset restore` on each
+//! side of it, keeps a cache of what it last read or wrote so that a change costs no
+//! read-back, and re-reads everything on [`Programmer::resync`] (timer, after errors) to
+//! repair drift.
+//!
+//! Thin: every decision is in `render`, `ipset` and `save`.
+
+use std::collections::BTreeMap;
+
+use crate::policy::model::{Ruleset, Table};
+
+use super::IptablesError;
+use super::exec::{Backend, Runner};
+use super::ipset::{self, SavedSets};
+use super::render::{hash_rules, plan_table};
+use super::save::{self, SavedRule, SavedTable};
+
+/// What one apply did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    pub restore_calls: usize,
+    pub chains_written: usize,
+    pub rules_written: usize,
+    pub chains_deleted: usize,
+    pub hooks_fixed: usize,
+    pub sets_created: usize,
+    pub sets_swapped: usize,
+    pub sets_destroyed: usize,
+    /// Tables read back with iptables-save during this apply.
+    pub tables_read: usize,
+}
+
+impl ApplyStats {
+    /// Nothing was written.
+    pub fn is_noop(&self) -> bool {
+        self.restore_calls == 0
+            && self.sets_created == 0
+            && self.sets_swapped == 0
+            && self.sets_destroyed == 0
+    }
+}
+
+/// Programs one network namespace's iptables and ipsets.
+#[derive(Debug)]
+pub struct Programmer {
+    runner: Runner,
+    backend: Backend,
+    tables: BTreeMap<Table, SavedTable>,
+    sets: Option<SavedSets>,
+}
+
+impl Programmer {
+    pub fn new(runner: Runner, backend: Backend) -> Self {
+        Programmer {
+            runner,
+            backend,
+            tables: BTreeMap::new(),
+            sets: None,
+        }
+    }
+
+    /// A programmer using the backend already in use where `runner` runs.
+    pub fn detect(runner: Runner) -> Result<Self, IptablesError> {
+        let backend = Backend::detect(&runner)?;
+        Ok(Self::new(runner, backend))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn runner(&self) -> &Runner {
+        &self.runner
+    }
+
+    /// Forget the cached kernel view; the next apply reads everything back.
+    pub fn invalidate(&mut self) {
+        self.tables.clear();
+        self.sets = None;
+    }
+
+    /// Read the kernel again and repair any difference from `desired`.
+    pub fn resync(&mut self, desired: &Ruleset) -> Result<ApplyStats, IptablesError> {
+        self.invalidate();
+        self.apply(desired)
+    }
+
+    /// Bring the kernel to `desired`, touching only what differs from the cached view.
+    /// On error the cache is dropped so the next call starts from a fresh read.
+    pub fn apply(&mut self, desired: &Ruleset) -> Result<ApplyStats, IptablesError> {
+        let r = self.apply_inner(desired);
+        if r.is_err() {
+            self.invalidate();
+        }
+        r
+    }
+
+    fn apply_inner(&mut self, desired: &Ruleset) -> Result<ApplyStats, IptablesError> {
+        let mut stats = ApplyStats::default();
+        let actual_sets = match self.sets.take() {
+            Some(s) => s,
+            None => ipset::parse(&self.runner.run("ipset", &["save"], None)?),
+        };
+        let set_plan = ipset::plan(&desired.ipsets, &actual_sets);
+        if !set_plan.before.is_empty() {
+            self.runner
+                .run("ipset", &["-exist", "restore"], Some(&set_plan.before))?;
+        }
+        stats.sets_created = set_plan.created;
+        stats.sets_swapped = set_plan.swapped;
+
+        for table in Table::ALL {
+            let empty = Default::default();
+            let want = desired.tables.get(&table).unwrap_or(&empty);
+            let actual = match self.tables.remove(&table) {
+                Some(t) => t,
+                None => {
+                    stats.tables_read += 1;
+                    let text = self
+                        .runner
+                        .run(self.backend.save(), &["-t", table.name()], None)?;
+                    save::parse(&text, table.name())
+                }
+            };
+            let plan = plan_table(table.name(), want, &actual);
+            if plan.is_empty() {
+                self.tables.insert(table, actual);
+                continue;
+            }
+            self.runner.run(
+                self.backend.restore(),
+                &["--noflush", "--wait"],
+                Some(&plan.text),
+            )?;
+            stats.restore_calls += 1;
+            stats.chains_written += plan.chains_written;
+            stats.rules_written += plan.rules_written;
+            stats.chains_deleted += plan.chains_deleted;
+            stats.hooks_fixed += plan.hooks_fixed;
+            if plan.hooks_fixed == 0 {
+                // Our chains are now exactly as desired; kernel chains unchanged.
+                let mut next = actual;
+                next.chains.retain(|c, _| !c.starts_with("cali-"));
+                for (chain, rules) in &want.chains {
+                    let saved = hash_rules(chain, rules)
+                        .into_iter()
+                        .map(|h| SavedRule {
+                            hash: Some(h.hash),
+                            spec: h.line,
+                        })
+                        .collect();
+                    next.chains.insert(chain.clone(), saved);
+                }
+                self.tables.insert(table, next);
+            }
+            // After re-placing hooks, positions are read back next time.
+        }
+
+        if !set_plan.after.is_empty() {
+            self.runner
+                .run("ipset", &["-exist", "restore"], Some(&set_plan.after))?;
+        }
+        stats.sets_destroyed = set_plan.destroyed;
+        let mut now = SavedSets::default();
+        for (name, spec) in &desired.ipsets {
+            let members = spec.members.iter().map(|m| ipset::normalize(m)).collect();
+            now.sets.insert(name.clone(), (Some(spec.kind), members));
+        }
+        self.sets = Some(now);
+        Ok(stats)
+    }
+}
