@@ -35,6 +35,8 @@ impl Afi {
 }
 
 /// One BGP message (RFC 4271 §4).
+// Messages are moved, not stored in bulk; boxing the UPDATE would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     Open(Open),
