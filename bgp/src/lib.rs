@@ -5,5 +5,6 @@
 
 pub mod fsm;
 pub mod msg;
+pub mod speaker;
 pub mod wire;
 pub mod rib;

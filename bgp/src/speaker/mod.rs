@@ -102,6 +102,11 @@ impl RouteSubscription {
     pub async fn recv(&mut self) -> Option<RouteEvent> {
         self.rx.recv().await
     }
+
+    /// The next event if one is waiting (never blocks); `None` when none is.
+    pub fn try_recv(&mut self) -> Option<RouteEvent> {
+        self.rx.try_recv().ok()
+    }
 }
 
 impl futures::Stream for RouteSubscription {
