@@ -450,6 +450,8 @@ pub fn parse_protocols(text: &str) -> Vec<Neighbor> {
                 remote_as: None,
                 state: state.unwrap_or(BgpState::Other("unknown".into())),
                 last_error: None,
+                prefixes_received: None,
+                prefixes_sent: None,
             });
             continue;
         }
@@ -463,6 +465,18 @@ pub fn parse_protocols(text: &str) -> Vec<Neighbor> {
             "Neighbor address" => n.address = value.parse().ok(),
             "Neighbor AS" => n.remote_as = value.parse().ok(),
             "Last error" => n.last_error = Some(value.to_string()),
+            // Per channel: `Routes: 1 imported, 0 exported, 1 preferred`.
+            "Routes" => {
+                let words: Vec<&str> = value.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+                for pair in words.windows(2) {
+                    let count = pair[0].parse::<u64>().ok();
+                    match (count, pair[1]) {
+                        (Some(c), "imported") => *n.prefixes_received.get_or_insert(0) += c,
+                        (Some(c), "exported") => *n.prefixes_sent.get_or_insert(0) += c,
+                        _ => {}
+                    }
+                }
+            }
             _ => {}
         }
     }

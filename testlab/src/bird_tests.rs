@@ -24,6 +24,10 @@ to_c       BGP        ---        up     12:14:07.100  Established
     Neighbor AS:      65001
   Channel ipv4
     State:          UP
+    Routes:         10 imported, 1 filtered, 2 exported, 10 preferred
+  Channel ipv6
+    State:          UP
+    Routes:         2 imported, 1 exported, 2 preferred
 ";
 
 #[test]
@@ -38,8 +42,12 @@ fn protocols_parse_state_address_as_and_error() {
         n[0].last_error.as_deref(),
         Some("Socket: Connection refused")
     );
+    assert_eq!(n[0].prefixes_received, Some(1));
+    assert_eq!(n[0].prefixes_sent, Some(0));
     assert!(n[1].is_established());
     assert_eq!(n[1].last_error, None);
+    assert_eq!(n[1].prefixes_received, Some(12));
+    assert_eq!(n[1].prefixes_sent, Some(3));
     assert_eq!(gr_active_protocols(PROTOCOLS), vec!["to_b".to_string()]);
 }
 

@@ -552,12 +552,22 @@ pub fn parse_neighbors(text: &str) -> Result<Vec<Neighbor>> {
                 .or_else(|| n.get("lastResetDueTo"))
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            let fams = n.get("addressFamilyInfo").and_then(Value::as_object);
+            let sum = |key: &str| -> Option<u64> {
+                fams.map(|f| {
+                    f.values()
+                        .filter_map(|a| a.get(key).and_then(Value::as_u64))
+                        .sum()
+                })
+            };
             Neighbor {
                 name: addr.clone(),
                 address: addr.parse().ok(),
                 remote_as: as_u32(n.get("remoteAs")),
                 state: BgpState::parse(n.get("bgpState").and_then(Value::as_str).unwrap_or("")),
                 last_error,
+                prefixes_received: sum("acceptedPrefixCounter"),
+                prefixes_sent: sum("sentPrefixCounter"),
             }
         })
         .collect())

@@ -58,11 +58,13 @@ fn detail_json_has_communities() {
 
 #[test]
 fn neighbors_json() {
-    let text = r#"{"10.9.0.1":{"remoteAs":65001,"bgpState":"Established","lastResetDueTo":"Waiting for peer OPEN"},"10.9.0.5":{"remoteAs":65005,"bgpState":"Active","lastNotificationReason":"OPEN Message Error/Bad Peer AS"}}"#;
+    let text = r#"{"10.9.0.1":{"remoteAs":65001,"bgpState":"Established","lastResetDueTo":"Waiting for peer OPEN","addressFamilyInfo":{"ipv4Unicast":{"acceptedPrefixCounter":4,"sentPrefixCounter":2},"ipv6Unicast":{"acceptedPrefixCounter":1,"sentPrefixCounter":0}}},"10.9.0.5":{"remoteAs":65005,"bgpState":"Active","lastNotificationReason":"OPEN Message Error/Bad Peer AS"}}"#;
     let mut n = parse_neighbors(text).unwrap();
     n.sort_by_key(|n| n.name.clone());
     assert!(n[0].is_established());
     assert_eq!(n[0].remote_as, Some(65001));
+    assert_eq!(n[0].prefixes_received, Some(5));
+    assert_eq!(n[0].prefixes_sent, Some(2));
     assert_eq!(n[1].state, BgpState::Active);
     assert_eq!(
         n[1].last_error.as_deref(),

@@ -409,12 +409,22 @@ pub fn parse_neighbors(json: &str) -> Result<Vec<Neighbor>> {
                 .pointer("/conf/peer_asn")
                 .and_then(Value::as_u64)
                 .and_then(|a| u32::try_from(a).ok());
+            let fams = p.get("afi_safis").and_then(Value::as_array);
+            let sum = |key: &str| -> Option<u64> {
+                fams.map(|f| {
+                    f.iter()
+                        .filter_map(|a| a.pointer(&format!("/state/{key}")).and_then(Value::as_u64))
+                        .sum()
+                })
+            };
             Ok(Neighbor {
                 name: addr.to_string(),
                 address: addr.parse().ok(),
                 remote_as,
                 state,
                 last_error: None,
+                prefixes_received: sum("accepted"),
+                prefixes_sent: sum("advertised"),
             })
         })
         .collect()

@@ -45,11 +45,14 @@ fn empty_and_bad_json() {
 
 #[test]
 fn neighbors_json_and_log_reason() {
-    let json = r#"[{"conf":{"local_asn":65002,"neighbor_address":"10.9.0.1","peer_asn":65001,"type":1},"state":{"neighbor_address":"10.9.0.1","peer_asn":65001,"session_state":6}},{"conf":{"neighbor_address":"10.9.0.3","peer_asn":65003},"state":{"session_state":3}}]"#;
+    let json = r#"[{"conf":{"local_asn":65002,"neighbor_address":"10.9.0.1","peer_asn":65001,"type":1},"state":{"neighbor_address":"10.9.0.1","peer_asn":65001,"session_state":6},"afi_safis":[{"state":{"family":{"afi":1,"safi":1},"enabled":true,"received":3,"accepted":2,"advertised":5}},{"state":{"received":1,"accepted":1}}]},{"conf":{"neighbor_address":"10.9.0.3","peer_asn":65003},"state":{"session_state":3}}]"#;
     let n = parse_neighbors(json).unwrap();
     assert_eq!(n.len(), 2);
     assert!(n[0].is_established());
     assert_eq!(n[0].remote_as, Some(65001));
+    assert_eq!(n[0].prefixes_received, Some(3));
+    assert_eq!(n[0].prefixes_sent, Some(5));
+    assert_eq!(n[1].prefixes_received, None);
     assert_eq!(n[1].state, BgpState::Active);
     assert_eq!(n[1].address, Some("10.9.0.3".parse().unwrap()));
     let log = "{\"Key\":\"10.9.0.1\",\"Reason\":\"dying\",\"msg\":\"Peer Down\"}\n\

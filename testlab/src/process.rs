@@ -336,6 +336,17 @@ fn terminate(mut entries: Vec<Entry>, grace: Duration) -> Vec<Option<ExitStatus>
     status
 }
 
+/// The value of a `Key:   123 kB` line of `/proc/PID/status`.
+pub(crate) fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
+    status.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        if k != key {
+            return None;
+        }
+        v.split_whitespace().next()?.parse().ok()
+    })
+}
+
 /// Handle on one long-running child started in a lab (or by a standalone harness).
 /// Dropping the handle does not stop the child; the lab's guard does.
 pub struct Proc {
@@ -440,6 +451,22 @@ impl Proc {
         terminate(vec![e], Duration::ZERO).pop().flatten()
     }
 
+    /// Resident set size now, in KiB (`VmRSS`); None once the process is gone.
+    pub fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS")
+    }
+
+    /// Peak resident set size so far, in KiB (`VmHWM`), for memory benchmarks; None
+    /// once the process is gone.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmHWM")
+    }
+
+    fn status_kib(&self, key: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        parse_status_kib(&status, key)
+    }
+
     /// Sends `sig` to the child alone, without waiting (e.g. SIGHUP, or SIGSTOP/SIGCONT
     /// to freeze a daemon).
     pub fn signal(&self, sig: Signal) -> Result<()> {
@@ -447,5 +474,19 @@ impl Proc {
             .map_err(|_| Error::invalid("pid", self.pid.to_string(), "out of range"))?;
         kill(Pid::from_raw(pid), sig)
             .map_err(|e| Error::io(format!("signal {sig} to {}", self.name), e.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        let s = "Name:\tbird\nVmHWM:\t   5120 kB\nVmRSS:\t   4096 kB\n";
+        assert_eq!(parse_status_kib(s, "VmHWM"), Some(5120));
+        assert_eq!(parse_status_kib(s, "VmRSS"), Some(4096));
+        assert_eq!(parse_status_kib(s, "VmSwap"), None);
+        assert_eq!(parse_status_kib("VmRSS: x kB", "VmRSS"), None);
     }
 }

@@ -184,6 +184,11 @@ pub struct Neighbor {
     /// The daemon's last error text (e.g. BIRD's `Last error`, FRR's `lastResetDueTo`,
     /// GoBGP's last NOTIFICATION), when it shows one.
     pub last_error: Option<String>,
+    /// Prefixes received and accepted from this peer, all families (BIRD: imported,
+    /// GoBGP: received, FRR: acceptedPrefixCounter), when shown.
+    pub prefixes_received: Option<u64>,
+    /// Prefixes advertised to this peer, all families, when shown.
+    pub prefixes_sent: Option<u64>,
 }
 
 impl Neighbor {

@@ -96,6 +96,27 @@ fn bird_gobgp_frr_full_mesh() -> anyhow::Result<()> {
     let converged = start.elapsed();
     eprintln!("mesh: established after {established:?}, converged after {converged:?}");
 
+    // Prefix counters: over each session a daemon receives two prefixes, the peer's own
+    // and the third daemon's (relayed; eBGP passes it on).
+    wait_until(T, POLL, || -> anyhow::Result<()> {
+        let n = bird.protocol_state("gobgp")?;
+        anyhow::ensure!(n.prefixes_received == Some(2), "bird from gobgp {n:?}");
+        let n = gobgp.neighbor(ip("10.0.0.3"))?;
+        anyhow::ensure!(n.prefixes_received == Some(2), "gobgp from frr {n:?}");
+        let n = frr.neighbor(ip("10.0.0.1"))?;
+        anyhow::ensure!(n.prefixes_received == Some(2), "frr from bird {n:?}");
+        Ok(())
+    })?;
+    for (who, p) in [
+        ("bird", bird.proc()),
+        ("gobgpd", gobgp.proc()),
+        ("bgpd", frr.bgpd()),
+    ] {
+        let peak = p.peak_rss_kib().unwrap_or(0);
+        assert!(peak > 1000, "{who} peak RSS {peak} KiB");
+        eprintln!("mesh: {who} peak RSS {peak} KiB");
+    }
+
     // Neighbour views agree on the peer's AS.
     let n = gobgp.neighbor(ip("10.0.0.1"))?;
     assert_eq!(n.remote_as, Some(65001));
