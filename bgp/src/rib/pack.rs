@@ -1,15 +1,16 @@
 //! UPDATE packing: prefixes that share one attribute set go into as few UPDATE messages as
 //! fit the size limit; withdrawals likewise. Pure.
 //!
-//! Sizes follow the RFC 4271 §4.3 / RFC 4760 layout and are deliberately conservative
-//! (every attribute is counted with the 4-byte extended-length header, and a 2-octet-AS
-//! session is charged for AS4_PATH as well), so whatever the codec chooses the encoded
-//! message never exceeds the limit. The estimate lives in [`attrs_len`]/[`prefix_len`]
-//! only.
+//! Sizes come from the codec ([`wire::announce_overhead`], [`wire::withdraw_overhead`]:
+//! exact for classic IPv4, at most one octet pessimistic for MP). Should the codec refuse
+//! an attribute set, a conservative estimate from the RFC 4271 §4.3 / RFC 4760 layout is
+//! used instead ([`attrs_len`]: every attribute with the 4-byte extended header, AS4_PATH
+//! charged on 2-octet-AS sessions), and the codec's error surfaces when the speaker encodes.
 
 use ipnetwork::IpNetwork;
 
-use crate::msg::{AsSegment, PathAttributes, Update};
+use crate::msg::{Afi, AsSegment, PathAttributes, Update};
+use crate::wire;
 
 use super::attrs::SharedAttrs;
 
@@ -27,6 +28,24 @@ const MP_UNREACH_FIXED: usize = ATTR_HDR + 3;
 pub(crate) struct PackCtx {
     pub max_len: usize,
     pub four_octet_as: bool,
+}
+
+impl PackCtx {
+    fn wire(self) -> wire::Ctx {
+        wire::Ctx {
+            four_octet_as: self.four_octet_as,
+            extended_message: false,
+            ipv4_in_mp: false,
+        }
+    }
+}
+
+fn afi(v6: bool) -> Afi {
+    if v6 {
+        Afi::Ipv6Unicast
+    } else {
+        Afi::Ipv4Unicast
+    }
 }
 
 /// Encoded length of one NLRI prefix: length octet + significant address octets.
@@ -101,6 +120,11 @@ pub(crate) fn attrs_len(a: &PathAttributes, ctx: PackCtx) -> usize {
 
 /// Bytes of an UPDATE announcing nothing yet with attributes `a` for family `v6`.
 fn announce_overhead(a: &PathAttributes, v6: bool, ctx: PackCtx) -> usize {
+    wire::announce_overhead(a, afi(v6), &ctx.wire()).unwrap_or_else(|_| estimate(a, v6, ctx))
+}
+
+/// The conservative fallback of [`announce_overhead`].
+fn estimate(a: &PathAttributes, v6: bool, ctx: PackCtx) -> usize {
     let mut n = FIXED + attrs_len(a, ctx);
     if v6 {
         let nh = match a.mp_next_hop {
@@ -136,7 +160,8 @@ fn chunks(prefixes: Vec<IpNetwork>, overhead: usize, max: usize) -> Vec<Vec<IpNe
 
 /// Packs withdrawals of one family.
 pub(crate) fn pack_withdrawals(prefixes: Vec<IpNetwork>, v6: bool, ctx: PackCtx) -> Vec<Update> {
-    let overhead = FIXED + if v6 { MP_UNREACH_FIXED } else { 0 };
+    let overhead = wire::withdraw_overhead(afi(v6), &ctx.wire())
+        .max(FIXED + if v6 { MP_UNREACH_FIXED } else { 0 });
     chunks(prefixes, overhead, ctx.max_len)
         .into_iter()
         .map(|withdrawn| Update {
@@ -186,6 +211,31 @@ mod tests {
         assert_eq!(prefix_len(&p26(0)), 5);
         assert_eq!(prefix_len(&"0.0.0.0/0".parse().expect("p")), 1);
         assert_eq!(prefix_len(&"fd00::/122".parse().expect("p")), 17);
+    }
+
+    #[test]
+    fn fallback_estimate_is_never_below_the_codec() {
+        let a = PathAttributes {
+            origin: Some(crate::msg::Origin::Igp),
+            as_path: vec![
+                AsSegment::Sequence((1..200).collect()),
+                AsSegment::Set((1..50).collect()),
+            ],
+            next_hop: Some(std::net::Ipv4Addr::new(10, 0, 0, 1)),
+            mp_next_hop: None,
+            med: Some(1),
+            local_pref: Some(100),
+            communities: (0..70).collect(),
+            ..Default::default()
+        };
+        for four in [true, false] {
+            let c = PackCtx {
+                max_len: 4096,
+                four_octet_as: four,
+            };
+            let exact = wire::announce_overhead(&a, Afi::Ipv4Unicast, &c.wire()).expect("enc");
+            assert!(estimate(&a, false, c) >= exact, "four_octet_as={four}");
+        }
     }
 
     #[test]
