@@ -77,6 +77,8 @@ pub struct PeerStatus {
     /// (`Active Socket: Connection refused`).
     pub info: String,
     pub prefixes_received: usize,
+    /// Of the received prefixes, those kept as stale for a restarting peer (RFC 4724).
+    pub prefixes_stale: usize,
     pub prefixes_advertised: usize,
 }
 

@@ -676,6 +676,7 @@ impl Owner {
                     last_error,
                     info,
                     prefixes_received: stats.received,
+                    prefixes_stale: stats.stale,
                     prefixes_advertised: stats.advertised,
                 }
             })
