@@ -43,6 +43,7 @@ pub enum BindMode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ServiceCidr {
     /// The range to advertise.
+    #[serde(with = "crate::serde_net::cidr")]
     #[schemars(with = "String")]
     pub cidr: IpNetwork,
 }
@@ -60,6 +61,7 @@ pub struct Community {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PrefixAdvertisement {
     /// Routes within this range get the communities.
+    #[serde(with = "crate::serde_net::cidr")]
     #[schemars(with = "String")]
     pub cidr: IpNetwork,
     /// Community names (from `communities`) or literal values.

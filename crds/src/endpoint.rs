@@ -12,7 +12,20 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Transport protocol of a named port.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Protocol {
     /// TCP (the default, as in Kubernetes).
@@ -69,6 +82,7 @@ pub struct WorkloadEndpointSpec {
     /// The pod's addresses (`/32`, `/128`).
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
+    #[serde(with = "crate::serde_net::vec_cidr")]
     pub ip_networks: Vec<IpNetwork>,
     /// MAC address of the pod end, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -76,6 +76,7 @@ pub struct AllocationAttribute {
 ]))]
 pub struct IpamBlockSpec {
     /// The block's range.
+    #[serde(with = "crate::serde_net::cidr")]
     #[schemars(with = "String")]
     pub cidr: IpNetwork,
     /// `host:<node>` when the block is affine to a node.
@@ -181,6 +182,7 @@ pub struct BlockAffinitySpec {
     /// The node.
     pub node: String,
     /// The block.
+    #[serde(with = "crate::serde_net::cidr")]
     #[schemars(with = "String")]
     pub cidr: IpNetwork,
     /// Soft delete.

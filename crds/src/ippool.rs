@@ -69,6 +69,7 @@ pub enum AllowedUse {
 ]))]
 pub struct IpPoolSpec {
     /// The pool's range, masked (`10.244.0.0/16`). Immutable.
+    #[serde(with = "crate::serde_net::cidr")]
     #[schemars(with = "String")]
     pub cidr: IpNetwork,
     /// Prefix length of the blocks handed to nodes (default 26 for IPv4, 122 for IPv6).

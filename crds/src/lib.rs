@@ -24,19 +24,25 @@
 pub mod asn;
 pub mod bgp;
 pub mod crdgen;
+pub mod defaults;
 pub mod duration;
 pub mod endpoint;
+pub mod import;
 pub mod ipam;
 pub mod ippool;
 pub mod node;
 pub mod selector;
+pub mod serde_net;
+pub mod validation;
 
 pub use asn::{AsNumber, AsNumberError};
 pub use bgp::{
     BgpConfiguration, BgpConfigurationSpec, BgpPassword, BgpPeer, BgpPeerSpec, BindMode, Community,
     NextHopMode, PrefixAdvertisement, ServiceCidr, SourceAddress, parse_peer_ip,
 };
+pub use defaults::default_ipv4_pool;
 pub use endpoint::{EndpointPort, Protocol, WorkloadEndpoint, WorkloadEndpointSpec};
+pub use import::{ImportError, ImportErrorKind, TortieObject, from_calico_v3_yaml};
 pub use ipam::{
     AffinityState, AllocationAttribute, AllocationSecondary, BlockAffinity, BlockAffinitySpec,
     IpamBlock, IpamBlockSpec, IpamConfig, IpamConfigSpec, IpamHandle, IpamHandleSpec, cidr_name,
@@ -44,6 +50,9 @@ pub use ipam::{
 pub use ippool::{AllowedUse, EncapMode, IpPool, IpPoolSpec};
 pub use node::{NodeBgpSpec, TortieNode, TortieNodeSpec};
 pub use selector::{Expr, Selector, SelectorError};
+pub use validation::{
+    FieldError, Validate, ValidationErrors, validate_pool_overlap, validate_pool_update,
+};
 
 pub use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 pub use k8s_openapi::api::networking::v1::NetworkPolicy;

@@ -25,6 +25,7 @@ pub struct NodeBgpSpec {
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "Option<String>")]
+    #[serde(with = "crate::serde_net::opt_cidr")]
     pub ipv4_address: Option<IpNetwork>,
     /// IPv6 address with its mask.
     #[serde(
@@ -33,6 +34,7 @@ pub struct NodeBgpSpec {
         skip_serializing_if = "Option::is_none"
     )]
     #[schemars(with = "Option<String>")]
+    #[serde(with = "crate::serde_net::opt_cidr")]
     pub ipv6_address: Option<IpNetwork>,
     /// This node's AS (else the cluster AS from BGPConfiguration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
