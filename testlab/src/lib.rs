@@ -18,8 +18,9 @@
 //!   inside a host and stopped by the guard (or by their `stop`/`kill`/`restart`):
 //!   [`bird::Bird`] (BIRD 2), [`gobgp::GoBgp`] (gobgpd + gobgp), [`frr::Frr`] (zebra +
 //!   bgpd + vtysh), [`etcd::Etcd`] (on loopback without a lab, or in a lab host). The BGP
-//!   helpers read sessions and RIBs into the common [`Neighbor`] and [`Route`] types so
-//!   tests compare daemons uniformly.
+//!   helpers read sessions (state, last error, prefix counters) and RIBs into the common
+//!   [`Neighbor`] and [`Route`] types so tests compare daemons uniformly; [`Proc`] gives
+//!   any daemon's log, RSS and peak RSS.
 //! - [`Host::run_in`] / [`Host::thread_in`]: Rust code (std or tokio sockets, our own
 //!   speaker) on a thread inside a host's namespace; TCP/UDP probes and recording
 //!   servers for policy and NAT tests ([`inside::Server`], [`Host::tcp_probe`],
