@@ -319,6 +319,16 @@ impl BgpPeerSpec {
             .map(parse_peer_ip)
     }
 
+    /// Effective source address mode (default UseNodeIP).
+    pub fn source_address(&self) -> SourceAddress {
+        self.source_address.unwrap_or_default()
+    }
+
+    /// Effective next-hop mode (default Auto).
+    pub fn next_hop_mode(&self) -> NextHopMode {
+        self.next_hop_mode.unwrap_or_default()
+    }
+
     /// Effective graceful-restart time (default 120 s).
     pub fn max_restart(&self) -> Result<std::time::Duration, crate::duration::DurationError> {
         match self.max_restart_time.as_deref() {

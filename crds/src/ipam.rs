@@ -172,8 +172,8 @@ pub enum AffinityState {
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.cidr == oldSelf.cidr && self.node == oldSelf.node",
-     "message": "spec.cidr and spec.node are immutable"}
+    {"rule": "self.cidr == oldSelf.cidr", "message": "spec.cidr is immutable"},
+    {"rule": "self.node == oldSelf.node", "message": "spec.node is immutable"}
 ]))]
 pub struct BlockAffinitySpec {
     /// pending → confirmed → pendingDeletion.

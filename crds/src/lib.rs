@@ -51,7 +51,8 @@ pub use ippool::{AllowedUse, EncapMode, IpPool, IpPoolSpec};
 pub use node::{NodeBgpSpec, TortieNode, TortieNodeSpec};
 pub use selector::{Expr, Selector, SelectorError};
 pub use validation::{
-    FieldError, Validate, ValidationErrors, validate_pool_overlap, validate_pool_update,
+    FieldError, Validate, ValidateUpdate, ValidationErrors, validate_pool_overlap,
+    validate_pool_update,
 };
 
 pub use k8s_openapi::api::core::v1::{Namespace, Node, Pod};

@@ -159,3 +159,60 @@ pub fn is_mac(text: &str) -> bool {
             .iter()
             .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
+
+/// Resources with rules about what an update may change (immutable fields). The default
+/// only validates the new object.
+pub trait ValidateUpdate: Validate {
+    /// Problems of replacing `old` by `self`, each naming its field.
+    fn validate_update(&self, old: &Self) -> Result<(), ValidationErrors> {
+        let _ = old;
+        self.validate()
+    }
+}
+
+fn immutable<T: PartialEq + fmt::Display>(
+    field: &str,
+    old: &T,
+    new: &T,
+    errs: &mut ValidationErrors,
+) {
+    if old != new {
+        errs.push(field, format!("is immutable ({old} → {new})"));
+    }
+}
+
+impl ValidateUpdate for crate::IpPool {
+    fn validate_update(&self, old: &Self) -> Result<(), ValidationErrors> {
+        validate_pool_update(old, self)
+    }
+}
+
+impl ValidateUpdate for crate::IpamBlock {
+    fn validate_update(&self, old: &Self) -> Result<(), ValidationErrors> {
+        let mut errs = ValidationErrors::default();
+        immutable("spec.cidr", &old.spec.cidr, &self.spec.cidr, &mut errs);
+        if let Err(e) = self.validate() {
+            errs.extend(e);
+        }
+        errs.into_result()
+    }
+}
+
+impl ValidateUpdate for crate::BlockAffinity {
+    fn validate_update(&self, old: &Self) -> Result<(), ValidationErrors> {
+        let mut errs = ValidationErrors::default();
+        immutable("spec.cidr", &old.spec.cidr, &self.spec.cidr, &mut errs);
+        immutable("spec.node", &old.spec.node, &self.spec.node, &mut errs);
+        if let Err(e) = self.validate() {
+            errs.extend(e);
+        }
+        errs.into_result()
+    }
+}
+
+impl ValidateUpdate for crate::BgpConfiguration {}
+impl ValidateUpdate for crate::BgpPeer {}
+impl ValidateUpdate for crate::TortieNode {}
+impl ValidateUpdate for crate::IpamHandle {}
+impl ValidateUpdate for crate::IpamConfig {}
+impl ValidateUpdate for crate::WorkloadEndpoint {}
