@@ -415,9 +415,11 @@ fn apply_as4(p: &mut Parsed, four_octet: bool, as4_path: As4Path, as4_agg: As4Ag
         }
         return;
     }
-    // An AGGREGATOR naming a real 2-octet AS means a 2-octet speaker aggregated after
-    // the AS4 attributes were made: both are stale.
-    let stale = matches!(p.attrs.aggregator, Some((a, _)) if a != u32::from(super::open::AS_TRANS));
+    // AGGREGATOR and AS4_AGGREGATOR both present, but AGGREGATOR naming a real 2-octet
+    // AS: a 2-octet speaker aggregated after the AS4 attributes were made, so both AS4
+    // attributes are stale (RFC 6793 §4.2.3).
+    let stale = as4_agg.is_some()
+        && matches!(p.attrs.aggregator, Some((a, _)) if a != u32::from(super::open::AS_TRANS));
     if let Some((agg, raw)) = as4_agg {
         if stale || p.attrs.aggregator.is_none() {
             discard(p, code::AS4_AGGREGATOR, raw);
