@@ -261,3 +261,35 @@ fn bird_hold_timer_expiry_on_cut_link() -> Result<()> {
     view.wait_gone("10.245.2.0/26", Duration::from_secs(1))?;
     Ok(())
 }
+
+#[test]
+fn bird_ttl_security() -> Result<()> {
+    let (_lab, us, bh) = lab("bbgtsm")?;
+    // Both sides on GTSM: the session comes up.
+    let mut bc = BirdConfig::new(ip(BIRD).to_string().parse()?, 64513);
+    let mut n = bird_neighbor(64512);
+    n.extra = "ttl security on;\n".into();
+    bc.neighbors.push(n);
+    let mut bird = Bird::start(&bh, bc.clone())?;
+    let ours = Ours::start(&us, speaker_config(64512, US, None)?)?;
+    let mut p = peer_config(BIRD, 64513)?;
+    p.ttl_security = Some(1);
+    ours.add_peer(p)?;
+    ours.wait_established(ip(BIRD))?;
+    bird.wait_established("tortie", UP)?;
+
+    // BIRD without GTSM sends with TTL 64: our sockets drop its packets.
+    bc.neighbors[0].extra.clear();
+    bird.restart(Some(bc))?;
+    ours.wait_peer(ip(BIRD), "session down", UP, |r| {
+        r.state != State::Established
+    })?;
+    holds_for(Duration::from_secs(4), POLL, || -> Result<()> {
+        let row = ours.peer(ip(BIRD))?;
+        if row.state >= State::OpenConfirm {
+            bail!("a TTL-64 peer got through GTSM: {row:?}");
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
