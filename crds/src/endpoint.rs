@@ -72,7 +72,11 @@ pub struct WorkloadEndpointSpec {
     /// Pod name.
     pub pod: String,
     /// Container (sandbox) ID given by the runtime.
-    #[serde(default, rename = "containerID")]
+    #[serde(
+        default,
+        rename = "containerID",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub container_id: String,
     /// Interface inside the pod (`eth0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

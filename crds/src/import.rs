@@ -18,7 +18,9 @@ use crate::{
 pub const CALICO_API_VERSION: &str = "projectcalico.org/v3";
 
 /// Any tortie resource.
-#[derive(Clone, Debug, PartialEq)]
+/// Serializes as the object itself (with its `apiVersion` and `kind`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(untagged)]
 #[allow(clippy::large_enum_variant)]
 pub enum TortieObject {
     /// IPPool.

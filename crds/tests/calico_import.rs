@@ -329,3 +329,15 @@ fn messages_read_well() {
         "{e}"
     );
 }
+
+#[test]
+fn converted_objects_serialize_as_tortie_manifests() {
+    let obj = one(PAIRS[2].0);
+    let v = serde_json::to_value(&obj).unwrap();
+    assert_eq!(v["apiVersion"], "crd.tortie.dev/v1");
+    assert_eq!(v["kind"], "BGPPeer");
+    assert_eq!(v["spec"]["peerIP"], "192.168.1.1");
+    // And read back to the same object.
+    let back = one(&serde_yaml::to_string(&obj).unwrap());
+    assert_eq!(back, obj);
+}

@@ -63,3 +63,37 @@ fn every_kind_is_generated_with_the_right_scope() {
         assert_eq!(c.spec.versions[0].name, "v1");
     }
 }
+
+fn empty_string_defaults(path: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if m.get("default") == Some(&serde_json::Value::String(String::new())) {
+                out.push(path.to_string());
+            }
+            for (k, sub) in m {
+                empty_string_defaults(&format!("{path}.{k}"), sub, out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, sub) in a.iter().enumerate() {
+                empty_string_defaults(&format!("{path}[{i}]"), sub, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// kube-apiserver 1.20 (the test server) rejects a CRD whose schema has `default: ""`
+/// ("in body must be of type string: null"), as seen when applying these files to it.
+#[test]
+fn no_empty_string_defaults() {
+    let mut bad = Vec::new();
+    for crd in tortie_crds::crdgen::all_crds() {
+        let v = serde_json::to_value(&crd).unwrap();
+        empty_string_defaults(&crd.spec.names.kind, &v, &mut bad);
+    }
+    assert!(
+        bad.is_empty(),
+        "schemas with default \"\" (use skip_serializing_if = \"String::is_empty\"): {bad:?}"
+    );
+}
