@@ -205,3 +205,27 @@ async fn unknown_peers_are_rejected_and_peers_can_be_removed() -> Result<()> {
     assert!(b.remove_peer(A).await.is_err());
     Ok(())
 }
+
+#[tokio::test]
+async fn refused_connection_shows_as_calico_does() -> Result<()> {
+    let mut c = SpeakerConfig::new(64512, Ipv4Addr::new(1, 1, 1, 1));
+    c.listen = None;
+    let s = Speaker::start(c).await?;
+    // Nothing listens on 127.0.0.3:<a port we just freed>.
+    let port = std::net::TcpListener::bind("127.0.0.3:0")?
+        .local_addr()?
+        .port();
+    let mut p = PeerConfig::new("127.0.0.3".parse()?, 64513);
+    p.port = port;
+    p.connect_retry = Duration::from_secs(1);
+    s.add_peer(p).await?;
+    let row = wait_status(&s, "refused", |r| r.last_error.is_some()).await?;
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("Socket: Connection refused")
+    );
+    let row = wait_status(&s, "Active", |r| r.state == State::Active).await?;
+    assert_eq!(row.info, "Active Socket: Connection refused");
+    assert_eq!(row.prefixes_received, 0);
+    Ok(())
+}
