@@ -24,6 +24,11 @@ pub const POOL: &str = "10.65.0.0/24";
 pub const TCP_PORTS: [u16; 3] = [80, 6379, 8080];
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 
+/// Labels as written in a test table.
+pub type Labels<'a> = &'a [(&'a str, &'a str)];
+/// A pod in a test table: `namespace/name`, last octet of its IP, labels.
+pub type PodSpec<'a> = (&'a str, u8, Labels<'a>);
+
 pub struct Pod {
     pub host: Host,
     pub ep: Endpoint,
@@ -65,8 +70,8 @@ impl PolicyLab {
     /// (name, last octet on 10.99.0.0/24).
     pub fn new(
         prefix: &str,
-        namespaces: &[(&str, &[(&str, &str)])],
-        pods: &[(&str, u8, &[(&str, &str)])],
+        namespaces: &[(&str, Labels<'_>)],
+        pods: &[PodSpec<'_>],
         outside: &[(&str, u8)],
         nat_outgoing: bool,
     ) -> Result<PolicyLab> {
