@@ -12,6 +12,7 @@
 //! while let Some(ev) = routes.recv().await { /* RouteEvent::Changed / Synced */ }
 //! ```
 
+mod commands;
 mod config;
 mod net;
 mod owner;

@@ -15,8 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::fsm::{self, ConnId, Direction, Fsm, Input, Output, State, Timer};
-use crate::msg::{Message, Notification, Open, Origin, PathAttributes, err};
+use crate::fsm::{self, ConnId, Direction, Fsm, Input, Output, Timer};
+use crate::msg::{Message, Notification, Open, err};
 use crate::rib::{self, PeerId, Rib, RibChange};
 use crate::wire::{self, Ctx};
 
@@ -77,7 +77,7 @@ pub(crate) enum Event {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum TimerKey {
+pub(super) enum TimerKey {
     Fsm(IpAddr, Timer),
     /// Helper side of GR: how long a restarting peer's stale routes are kept.
     GrRestart(IpAddr),
@@ -85,31 +85,31 @@ enum TimerKey {
     Deferral,
 }
 
-struct PeerEntry {
-    cfg: PeerConfig,
-    fsm: Fsm,
-    rib_id: PeerId,
-    conns: HashMap<ConnId, (ConnIo, Option<Open>)>,
-    connecting: Option<(u64, Owned)>,
-    since: SystemTime,
+pub(super) struct PeerEntry {
+    pub(super) cfg: PeerConfig,
+    pub(super) fsm: Fsm,
+    pub(super) rib_id: PeerId,
+    pub(super) conns: HashMap<ConnId, (ConnIo, Option<Open>)>,
+    pub(super) connecting: Option<(u64, Owned)>,
+    pub(super) since: SystemTime,
     /// What the last Established session negotiated.
-    session: Option<fsm::Negotiated>,
+    pub(super) session: Option<fsm::Negotiated>,
 }
 
 pub(crate) struct Owner {
-    cfg: SpeakerConfig,
-    listener: Option<Arc<TcpListener>>,
-    accept_task: Option<Owned>,
-    tx: mpsc::Sender<Event>,
-    rib: Rib,
-    peers: HashMap<IpAddr, PeerEntry>,
-    by_rib: HashMap<PeerId, IpAddr>,
-    timers: HashMap<TimerKey, Instant>,
-    subscribers: Vec<mpsc::UnboundedSender<RouteEvent>>,
+    pub(super) cfg: SpeakerConfig,
+    pub(super) listener: Option<Arc<TcpListener>>,
+    pub(super) accept_task: Option<Owned>,
+    pub(super) tx: mpsc::Sender<Event>,
+    pub(super) rib: Rib,
+    pub(super) peers: HashMap<IpAddr, PeerEntry>,
+    pub(super) by_rib: HashMap<PeerId, IpAddr>,
+    pub(super) timers: HashMap<TimerKey, Instant>,
+    pub(super) subscribers: Vec<mpsc::UnboundedSender<RouteEvent>>,
     /// Writers flushing their last bytes (a NOTIFICATION) after their connection closed.
-    closing: Vec<Owned>,
-    next_conn: ConnId,
-    next_attempt: u64,
+    pub(super) closing: Vec<Owned>,
+    pub(super) next_conn: ConnId,
+    pub(super) next_attempt: u64,
 }
 
 impl Owner {
@@ -293,7 +293,7 @@ impl Owner {
     }
 
     /// Feeds `input` to the peer's FSM and carries out its outputs.
-    fn drive(&mut self, addr: IpAddr, input: Input) {
+    pub(super) fn drive(&mut self, addr: IpAddr, input: Input) {
         let Some(p) = self.peers.get_mut(&addr) else {
             return;
         };
@@ -491,14 +491,18 @@ impl Owner {
         }
     }
 
-    fn publish_result(&mut self, addr: IpAddr, r: Result<Vec<RibChange>, rib::RibError>) {
+    pub(super) fn publish_result(
+        &mut self,
+        addr: IpAddr,
+        r: Result<Vec<RibChange>, rib::RibError>,
+    ) {
         match r {
             Ok(changes) => self.publish(changes),
             Err(e) => tracing::warn!(peer = %addr, error = %e, "RIB error"),
         }
     }
 
-    fn publish(&mut self, changes: Vec<RibChange>) {
+    pub(super) fn publish(&mut self, changes: Vec<RibChange>) {
         if changes.is_empty() {
             return;
         }
@@ -507,181 +511,5 @@ impl Owner {
                 .iter()
                 .all(|c| s.send(RouteEvent::Changed(c.clone())).is_ok())
         });
-    }
-
-    fn command(&mut self, c: Command) {
-        match c {
-            Command::AddPeer(cfg, reply) => {
-                let _ = reply.send(self.add_peer(*cfg));
-            }
-            Command::UpdatePeer(cfg, reply) => {
-                let r = match self.peers.get_mut(&cfg.address) {
-                    None => Err(SpeakerError::UnknownPeer { peer: cfg.address }),
-                    Some(p) if !p.cfg.needs_reset(&cfg) => {
-                        p.cfg = *cfg;
-                        Ok(())
-                    }
-                    Some(_) => {
-                        self.remove_peer(cfg.address, err::OTHER_CONFIG_CHANGE);
-                        self.add_peer(*cfg)
-                    }
-                };
-                let _ = reply.send(r);
-            }
-            Command::RemovePeer(addr, reply) => {
-                let r = if self.peers.contains_key(&addr) {
-                    self.remove_peer(addr, err::PEER_DECONFIGURED);
-                    Ok(())
-                } else {
-                    Err(SpeakerError::UnknownPeer { peer: addr })
-                };
-                let _ = reply.send(r);
-            }
-            Command::Originate {
-                prefix,
-                next_hop,
-                reply,
-            } => {
-                let _ = reply.send(self.originate(prefix, next_hop));
-            }
-            Command::Withdraw { prefix, reply } => {
-                let changes = self.rib.withdraw_local(prefix);
-                self.publish(changes);
-                let _ = reply.send(());
-            }
-            Command::Subscribe(reply) => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                for c in self.rib.loc_rib() {
-                    let _ = tx.send(RouteEvent::Changed(c));
-                }
-                let _ = tx.send(RouteEvent::Synced);
-                self.subscribers.push(tx);
-                let _ = reply.send(rx);
-            }
-            Command::PeerStates(reply) => {
-                let _ = reply.send(self.peer_states());
-            }
-            // Handled by `run`, which must await the flush.
-            Command::Shutdown { reply, .. } => {
-                let _ = reply.send(());
-            }
-        }
-    }
-
-    fn add_peer(&mut self, cfg: PeerConfig) -> Result<(), SpeakerError> {
-        let addr = cfg.address;
-        if self.peers.contains_key(&addr) {
-            return Err(SpeakerError::PeerExists { peer: addr });
-        }
-        if let (Some(l), Some(pw)) = (&self.listener, &cfg.password) {
-            net::listener_md5(l, addr, Some(pw))
-                .map_err(|source| SpeakerError::Md5 { peer: addr, source })?;
-        }
-        let rib_id = self.rib.add_peer(cfg.rib_peer(&self.cfg));
-        let fsm = Fsm::new(cfg.fsm_config(&self.cfg));
-        self.by_rib.insert(rib_id, addr);
-        self.peers.insert(
-            addr,
-            PeerEntry {
-                cfg,
-                fsm,
-                rib_id,
-                conns: HashMap::new(),
-                connecting: None,
-                since: SystemTime::now(),
-                session: None,
-            },
-        );
-        self.drive(addr, Input::AutomaticStart);
-        Ok(())
-    }
-
-    fn remove_peer(&mut self, addr: IpAddr, subcode: u8) {
-        self.drive(
-            addr,
-            Input::ManualStop {
-                subcode,
-                message: String::new(),
-            },
-        );
-        let Some(p) = self.peers.remove(&addr) else {
-            return;
-        };
-        for (_, (io, _)) in p.conns {
-            self.closing.push(io.writer);
-        }
-        self.timers.retain(|k, _| match k {
-            TimerKey::Fsm(a, _) | TimerKey::GrRestart(a) => *a != addr,
-            TimerKey::Deferral => true,
-        });
-        self.by_rib.remove(&p.rib_id);
-        if let (Some(l), Some(_)) = (&self.listener, &p.cfg.password)
-            && let Err(e) = net::listener_md5(l, addr, None)
-        {
-            tracing::warn!(peer = %addr, error = %e, "cannot remove TCP MD5 key");
-        }
-        let r = self.rib.remove_peer(p.rib_id);
-        self.publish_result(addr, r);
-    }
-
-    fn originate(
-        &mut self,
-        prefix: IpNetwork,
-        next_hop: Option<IpAddr>,
-    ) -> Result<(), SpeakerError> {
-        if prefix.network() != prefix.ip() {
-            return Err(SpeakerError::Route {
-                prefix,
-                reason: "host bits are set".into(),
-            });
-        }
-        let mut attrs = PathAttributes {
-            origin: Some(Origin::Igp),
-            ..PathAttributes::default()
-        };
-        match next_hop {
-            Some(IpAddr::V4(nh)) if prefix.is_ipv4() => attrs.next_hop = Some(nh),
-            Some(nh) => attrs.mp_next_hop = Some((nh, None)),
-            None => {}
-        }
-        let changes = self
-            .rib
-            .originate(prefix, attrs)
-            .map_err(|e| SpeakerError::Route {
-                prefix,
-                reason: e.to_string(),
-            })?;
-        self.publish(changes);
-        Ok(())
-    }
-
-    fn peer_states(&self) -> Vec<PeerStatus> {
-        let mut rows: Vec<PeerStatus> = self
-            .peers
-            .iter()
-            .map(|(addr, p)| {
-                let stats = self.rib.peer_stats(p.rib_id).unwrap_or_default();
-                let state = p.fsm.state();
-                let last_error = p.fsm.last_error().map(str::to_string);
-                let info = match (&last_error, state) {
-                    (_, State::Established) => "Established".to_string(),
-                    (Some(e), s) => format!("{s} {e}"),
-                    (None, s) => s.to_string(),
-                };
-                PeerStatus {
-                    address: *addr,
-                    name: p.cfg.name.clone(),
-                    state,
-                    since: p.since,
-                    last_error,
-                    info,
-                    prefixes_received: stats.received,
-                    prefixes_stale: stats.stale,
-                    prefixes_advertised: stats.advertised,
-                }
-            })
-            .collect();
-        rows.sort_by_key(|r| r.address);
-        rows
     }
 }
