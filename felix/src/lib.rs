@@ -2,3 +2,4 @@
 pub mod input;
 pub mod iptables;
 pub mod policy;
+pub mod route;
