@@ -82,6 +82,12 @@ pub struct PrefixAdvertisement {
     derive = "PartialEq"
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!(has(self.nodeToNodeMeshEnabled) && !self.nodeToNodeMeshEnabled && has(self.nodeMeshPassword))",
+     "message": "spec.nodeMeshPassword: cannot be set when nodeToNodeMeshEnabled is false"},
+    {"rule": "!(has(self.nodeToNodeMeshEnabled) && !self.nodeToNodeMeshEnabled && has(self.nodeMeshMaxRestartTime))",
+     "message": "spec.nodeMeshMaxRestartTime: cannot be set when nodeToNodeMeshEnabled is false"}
+]))]
 pub struct BgpConfigurationSpec {
     /// Log level of the BGP speaker (Debug, Info, Warning, Error, Fatal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,7 +239,9 @@ pub enum NextHopMode {
     {"rule": "(has(self.peerIP) && self.peerIP != '') || (has(self.peerSelector) && self.peerSelector != '')",
      "message": "spec.peerIP: one of peerIP or peerSelector is required"},
     {"rule": "!(has(self.peerIP) && self.peerIP != '') || has(self.asNumber)",
-     "message": "spec.asNumber: required with peerIP"}
+     "message": "spec.asNumber: required with peerIP"},
+    {"rule": "!(has(self.peerSelector) && self.peerSelector != '' && has(self.asNumber))",
+     "message": "spec.asNumber: must be empty with peerSelector (the selected nodes' AS is used)"}
 ]))]
 pub struct BgpPeerSpec {
     /// Only this node peers (else every node, or those matching `nodeSelector`).

@@ -65,7 +65,11 @@ pub enum AllowedUse {
     {"rule": "!(self.cidr.contains(':') && has(self.ipipMode) && self.ipipMode != 'Never')",
      "message": "spec.ipipMode: IPIP is not supported on IPv6 pools"},
     {"rule": "!has(self.blockSize) || (self.cidr.contains(':') ? (self.blockSize >= 116 && self.blockSize <= 128) : (self.blockSize >= 20 && self.blockSize <= 32))",
-     "message": "spec.blockSize: must be 20..=32 for IPv4 and 116..=128 for IPv6"}
+     "message": "spec.blockSize: must be 20..=32 for IPv4 and 116..=128 for IPv6"},
+    {"rule": "!(has(self.allowedUses) && 'LoadBalancer' in self.allowedUses && size(self.allowedUses) > 1)",
+     "message": "spec.allowedUses: LoadBalancer cannot be combined with Workload or Tunnel"},
+    {"rule": "!(has(self.allowedUses) && 'LoadBalancer' in self.allowedUses && ((has(self.ipipMode) && self.ipipMode != 'Never') || (has(self.vxlanMode) && self.vxlanMode != 'Never')))",
+     "message": "spec.allowedUses: a LoadBalancer pool cannot use IPIP or VXLAN"}
 ]))]
 pub struct IpPoolSpec {
     /// The pool's range, masked (`10.244.0.0/16`). Immutable.

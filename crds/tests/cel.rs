@@ -14,8 +14,9 @@ use cel_interpreter::{Context, Program, Value};
 use serde::Serialize;
 use serde_json::Value as Json;
 use tortie_crds::{
-    AffinityState, BgpPeer, BgpPeerSpec, BlockAffinity, BlockAffinitySpec, EncapMode, IpPool,
-    IpPoolSpec, IpamBlock, IpamBlockSpec, ValidateUpdate, ValidationErrors,
+    AffinityState, AllowedUse, BgpConfiguration, BgpConfigurationSpec, BgpPassword, BgpPeer,
+    BgpPeerSpec, BlockAffinity, BlockAffinitySpec, EncapMode, IpPool, IpPoolSpec, IpamBlock,
+    IpamBlockSpec, ValidateUpdate, ValidationErrors,
 };
 
 /// One rule found in a CRD: where it sits (properties path) and what it says.
@@ -165,6 +166,22 @@ fn peer(f: impl FnOnce(&mut BgpPeerSpec)) -> BgpPeer {
     BgpPeer::new("peer", spec)
 }
 
+fn bgpconf(f: impl FnOnce(&mut BgpConfigurationSpec)) -> BgpConfiguration {
+    let mut spec = BgpConfigurationSpec::default();
+    f(&mut spec);
+    BgpConfiguration::new("default", spec)
+}
+
+fn password() -> BgpPassword {
+    BgpPassword {
+        secret_key_ref: Some(k8s_openapi::api::core::v1::SecretKeySelector {
+            name: "bgp".into(),
+            key: "mesh".into(),
+            optional: None,
+        }),
+    }
+}
+
 fn block(cidr: &str) -> IpamBlock {
     let c = cidr.parse().unwrap();
     IpamBlock::new(
@@ -272,6 +289,34 @@ fn outcomes(rules: &[Rule]) -> Vec<Outcome> {
             "v6 bs 26",
             None,
             &pool("fd00::/48", |s| s.block_size = Some(26)),
+        ),
+        check(
+            rules,
+            "IPPool",
+            "lb only",
+            None,
+            &pool("10.0.0.0/16", |s| {
+                s.allowed_uses = vec![AllowedUse::LoadBalancer]
+            }),
+        ),
+        check(
+            rules,
+            "IPPool",
+            "lb+workload",
+            None,
+            &pool("10.0.0.0/16", |s| {
+                s.allowed_uses = vec![AllowedUse::LoadBalancer, AllowedUse::Workload];
+            }),
+        ),
+        check(
+            rules,
+            "IPPool",
+            "lb vxlan",
+            None,
+            &pool("10.0.0.0/16", |s| {
+                s.allowed_uses = vec![AllowedUse::LoadBalancer];
+                s.vxlan_mode = EncapMode::Always;
+            }),
         ),
         // IPPool, update.
         check(
@@ -385,6 +430,55 @@ fn outcomes(rules: &[Rule]) -> Vec<Outcome> {
         check(
             rules,
             "BGPPeer",
+            "peerSelector with AS",
+            None,
+            &peer(|s| {
+                s.peer_selector = ip("has(rr)");
+                s.as_number = Some(65000.into());
+            }),
+        ),
+        // BGPConfiguration.
+        check(
+            rules,
+            "BGPConfiguration",
+            "mesh off",
+            None,
+            &bgpconf(|s| s.node_to_node_mesh_enabled = Some(false)),
+        ),
+        check(
+            rules,
+            "BGPConfiguration",
+            "mesh on, password",
+            None,
+            &bgpconf(|s| {
+                s.node_to_node_mesh_enabled = Some(true);
+                s.node_mesh_password = Some(password());
+                s.node_mesh_max_restart_time = ip("60s");
+            }),
+        ),
+        check(
+            rules,
+            "BGPConfiguration",
+            "mesh off, password",
+            None,
+            &bgpconf(|s| {
+                s.node_to_node_mesh_enabled = Some(false);
+                s.node_mesh_password = Some(password());
+            }),
+        ),
+        check(
+            rules,
+            "BGPConfiguration",
+            "mesh off, restart time",
+            None,
+            &bgpconf(|s| {
+                s.node_to_node_mesh_enabled = Some(false);
+                s.node_mesh_max_restart_time = ip("60s");
+            }),
+        ),
+        check(
+            rules,
+            "BGPPeer",
             "no remote",
             None,
             &peer(|s| s.node = ip("n1")),
@@ -488,8 +582,9 @@ fn rules_sit_where_expected() {
         *m.entry(r.kind.clone()).or_default() += 1;
         m
     });
-    assert_eq!(by_kind.get("IPPool"), Some(&5));
-    assert_eq!(by_kind.get("BGPPeer"), Some(&4));
+    assert_eq!(by_kind.get("IPPool"), Some(&7));
+    assert_eq!(by_kind.get("BGPPeer"), Some(&5));
+    assert_eq!(by_kind.get("BGPConfiguration"), Some(&2));
     assert_eq!(by_kind.get("IPAMBlock"), Some(&1));
     assert_eq!(by_kind.get("BlockAffinity"), Some(&2));
 }

@@ -19,6 +19,37 @@ fn doc(kind: &str, name: &str, spec: &str) -> String {
 
 /// (kind, name, spec YAML, None = valid | Some(field the error must name)).
 const CASES: &[(&str, &str, &str, Option<&str>)] = &[
+    // Rules Calico also enforces: LoadBalancer pools, peerSelector AS, mesh-only fields.
+    (
+        "IPPool",
+        "p",
+        "cidr: 10.244.0.0/16\nallowedUses: [LoadBalancer]",
+        None,
+    ),
+    (
+        "IPPool",
+        "p",
+        "cidr: 10.244.0.0/16\nallowedUses: [LoadBalancer]\nvxlanMode: Always",
+        Some("spec.allowedUses"),
+    ),
+    (
+        "BGPPeer",
+        "rr",
+        "peerSelector: has(rr)\nasNumber: 65000",
+        Some("spec.asNumber"),
+    ),
+    (
+        "BGPConfiguration",
+        "default",
+        "nodeToNodeMeshEnabled: false\nnodeMeshMaxRestartTime: 60s",
+        Some("spec.nodeMeshMaxRestartTime"),
+    ),
+    (
+        "BGPConfiguration",
+        "default",
+        "nodeToNodeMeshEnabled: false\nnodeMeshPassword: {secretKeyRef: {name: s, key: k}}",
+        Some("spec.nodeMeshPassword"),
+    ),
     // IPPool
     ("IPPool", "p", "cidr: 10.244.0.0/16", None),
     (

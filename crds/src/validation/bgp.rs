@@ -78,6 +78,20 @@ impl Validate for BgpConfiguration {
                 }
             }
         }
+        if s.node_to_node_mesh_enabled == Some(false) {
+            if s.node_mesh_password.is_some() {
+                errs.push(
+                    "spec.nodeMeshPassword",
+                    "cannot be set when nodeToNodeMeshEnabled is false",
+                );
+            }
+            if s.node_mesh_max_restart_time.is_some() {
+                errs.push(
+                    "spec.nodeMeshMaxRestartTime",
+                    "cannot be set when nodeToNodeMeshEnabled is false",
+                );
+            }
+        }
         if let Some(a) = s.as_number {
             check_as("spec.asNumber", a, &mut errs);
         }
@@ -185,6 +199,12 @@ impl Validate for BgpPeer {
                 }
             }
             (None, Some(sel)) => check_selector("spec.peerSelector", sel, &mut errs),
+        }
+        if set(&s.peer_selector).is_some() && s.as_number.is_some() {
+            errs.push(
+                "spec.asNumber",
+                "must be empty with peerSelector (the selected nodes' AS is used)",
+            );
         }
         if let Some(a) = s.as_number {
             check_as("spec.asNumber", a, &mut errs);

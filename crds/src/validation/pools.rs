@@ -86,6 +86,14 @@ impl IpPoolSpec {
                 "LoadBalancer cannot be combined with Workload or Tunnel",
             );
         }
+        if self.allowed_uses.contains(&AllowedUse::LoadBalancer)
+            && (self.ipip_mode.enabled() || self.vxlan_mode.enabled())
+        {
+            errs.push(
+                "spec.allowedUses",
+                "a LoadBalancer pool cannot use IPIP or VXLAN",
+            );
+        }
     }
 }
 
