@@ -31,6 +31,7 @@ pub mod import;
 pub mod ipam;
 pub mod ippool;
 pub mod node;
+pub mod scope;
 pub mod selector;
 pub mod serde_net;
 pub mod validation;
@@ -40,7 +41,7 @@ pub use bgp::{
     BgpConfiguration, BgpConfigurationSpec, BgpPassword, BgpPeer, BgpPeerSpec, BindMode, Community,
     NextHopMode, PrefixAdvertisement, ServiceCidr, SourceAddress, parse_peer_ip,
 };
-pub use defaults::default_ipv4_pool;
+pub use defaults::{default_ipv4_pool, default_ipv6_pool};
 pub use endpoint::{EndpointPort, Protocol, WorkloadEndpoint, WorkloadEndpointSpec};
 pub use import::{ImportError, ImportErrorKind, TortieObject, from_calico_v3_yaml};
 pub use ipam::{
@@ -49,6 +50,7 @@ pub use ipam::{
 };
 pub use ippool::{AllowedUse, EncapMode, IpPool, IpPoolSpec};
 pub use node::{NodeBgpSpec, TortieNode, TortieNodeSpec};
+pub use scope::{PeerRemote, PeerScope};
 pub use selector::{Expr, Selector, SelectorError};
 pub use validation::{
     FieldError, Validate, ValidateUpdate, ValidationErrors, validate_pool_overlap,

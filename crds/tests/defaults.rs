@@ -195,3 +195,34 @@ fn default_pool_errors_name_the_variable() {
     .unwrap_err();
     assert!(both.mentions("CALICO_IPV4POOL_IPIP"), "{both}");
 }
+
+#[test]
+fn default_ipv6_pool_only_when_asked() {
+    use tortie_crds::default_ipv6_pool;
+    assert!(default_ipv6_pool(&env(&[])).is_none());
+    let p = default_ipv6_pool(&env(&[("CALICO_IPV6POOL_CIDR", "fd00:10::/48")]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.metadata.name.as_deref(), Some("default-ipv6-ippool"));
+    assert_eq!(p.spec.block_size, Some(122));
+    assert!(!p.spec.nat_outgoing);
+    assert_eq!(p.spec.ipip_mode, EncapMode::Never);
+    let p = default_ipv6_pool(&env(&[
+        ("CALICO_IPV6POOL_CIDR", "fd00:10::/48"),
+        ("CALICO_IPV6POOL_VXLAN", "Always"),
+        ("CALICO_IPV6POOL_BLOCK_SIZE", "120"),
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(p.spec.vxlan_mode, EncapMode::Always);
+    assert_eq!(p.spec.block_size, Some(120));
+    for (k, v) in [
+        ("CALICO_IPV6POOL_CIDR", "10.0.0.0/16"),
+        ("CALICO_IPV6POOL_BLOCK_SIZE", "26"),
+    ] {
+        let mut e = env(&[("CALICO_IPV6POOL_CIDR", "fd00:10::/48")]);
+        e.insert(k.to_string(), v.to_string());
+        let err = default_ipv6_pool(&e).unwrap().unwrap_err();
+        assert!(err.mentions(k), "{k}={v}: {err}");
+    }
+}

@@ -183,3 +183,40 @@ impl fmt::Display for Selector {
         self.expr.fmt(f)
     }
 }
+
+impl serde::Serialize for Selector {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Selector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Selector;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a selector such as `has(a) && b == 'c'`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Selector, E> {
+                Selector::parse(v).map_err(|e| E::custom(format!("invalid selector {v:?}: {e}")))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_round_trip_uses_canonical_text() {
+        let s = Selector::parse("a=='b'&&has(c)").unwrap();
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, r#""a == \"b\" && has(c)""#);
+        assert_eq!(serde_json::from_str::<Selector>(&json).unwrap(), s);
+        let err = serde_json::from_str::<Selector>(r#""a =""#).unwrap_err();
+        assert!(err.to_string().contains("column 3"), "{err}");
+    }
+}
