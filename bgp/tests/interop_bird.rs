@@ -293,3 +293,46 @@ fn bird_ttl_security() -> Result<()> {
     })?;
     Ok(())
 }
+
+#[test]
+fn bird_over_an_ipv6_session_and_dual_stack_listener() -> Result<()> {
+    let (_lab, us, bh) = lab("bbv6")?;
+    let mut bc = BirdConfig::new(ip(BIRD).to_string().parse()?, 64513);
+    // An IPv6 session carrying IPv6 routes, and an IPv4 one to the same dual-stack
+    // listener (BIRD dials both; we stay passive so every connection is accepted).
+    let mut n6 = BirdNeighbor::new("tortie6", ip("fd00::1"), 64512);
+    n6.ipv4 = false;
+    n6.ipv6 = true;
+    bc.neighbors.push(n6);
+    bc.neighbors.push(bird_neighbor(64512));
+    bc.static_routes = vec!["fd00:246::/122".parse()?, "10.245.6.0/26".parse()?];
+    let bird = Bird::start(&bh, bc)?;
+    let mut cfg = speaker_config(64512, US, None)?;
+    cfg.listen = Some("[::]:179".parse()?);
+    let ours = Ours::start(&us, cfg)?;
+    let mut p6 = peer_config("fd00::2", 64513)?;
+    p6.passive = true;
+    p6.families = vec![tortie_bgp::msg::Afi::Ipv6Unicast];
+    ours.add_peer(p6)?;
+    let mut p4 = peer_config(BIRD, 64513)?;
+    p4.passive = true;
+    p4.families = vec![tortie_bgp::msg::Afi::Ipv4Unicast];
+    ours.add_peer(p4)?;
+    let mut view = ours.routes()?;
+    ours.originate("fd00:244:1::/122")?;
+
+    ours.wait_established(ip("fd00::2"))?;
+    ours.wait_established(ip(BIRD))?;
+    let c = view.wait_for("fd00:246::/122", UP, |_| true)?;
+    let best = c.best().expect("a path");
+    assert_eq!(best.next_hop, Some(ip("fd00::2")));
+    assert_eq!(best.peer_address, Some(ip("fd00::2")));
+    let c = view.wait_for("10.245.6.0/26", UP, |_| true)?;
+    assert_eq!(c.best().and_then(|b| b.peer_address), Some(ip(BIRD)));
+    let r = wait_some("ours in BIRD over IPv6", UP, || {
+        bird_route(&bird, "master6", "fd00:244:1::/122")
+    })?;
+    assert_eq!(r.next_hop, Some(ip("fd00::1")));
+    assert_eq!(r.from.as_deref(), Some("tortie6"));
+    Ok(())
+}
