@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::ConfigMap;
 use testlab::etcd::Etcd;
+use tortie_crds::ipam::IpamHandle;
 use tortie_datastore::{Datastore, EtcdDatastore};
 
 use suite::Target;
@@ -30,21 +31,26 @@ async fn fixture() -> Result<Fixture> {
     let etcd = Arc::new(Mutex::new(etcd));
     let for_restart = Arc::clone(&etcd);
     let client = ds.client();
+    let restart: suite::Disrupt = Box::new(move || {
+        let etcd = Arc::clone(&for_restart);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut e = etcd.lock().unwrap_or_else(|p| p.into_inner());
+                e.restart()
+            })
+            .await?
+            .context("restart etcd")
+        })
+    });
+    let restart = Arc::new(restart);
+    let again = Arc::clone(&restart);
     Ok(Fixture {
         target: Target {
             name: "etcd".into(),
             ds: Datastore::Etcd(Box::new(ds)),
-            disrupt: Some(Box::new(move || {
-                let etcd = Arc::clone(&for_restart);
-                Box::pin(async move {
-                    tokio::task::spawn_blocking(move || {
-                        let mut e = etcd.lock().unwrap_or_else(|p| p.into_inner());
-                        e.restart()
-                    })
-                    .await?
-                    .context("restart etcd")
-                })
-            })),
+            // Restarting etcd (same data dir and port) breaks every client connection.
+            disrupt: Some(Box::new(move || restart())),
+            restart: Some(Box::new(move || again())),
             expire: Some(Box::new(move || {
                 let mut client = client.clone();
                 Box::pin(async move {
@@ -97,6 +103,20 @@ async fn etcd_watch_resumes_after_restart() -> Result<()> {
 async fn etcd_watch_relists_after_compaction() -> Result<()> {
     let f = fixture().await?;
     suite::watch_relists_when_expired::<ConfigMap>(&f.target).await
+}
+
+#[tokio::test]
+async fn etcd_watch_converges_after_restart() -> Result<()> {
+    let f = fixture().await?;
+    suite::watch_converges_after_restart::<ConfigMap>(&f.target).await
+}
+
+#[tokio::test]
+async fn etcd_cluster_scoped_crd_kind() -> Result<()> {
+    let f = fixture().await?;
+    suite::create_get_list::<IpamHandle>(&f.target).await?;
+    suite::stale_versions::<IpamHandle>(&f.target).await?;
+    suite::watch_in_order::<IpamHandle>(&f.target).await
 }
 
 #[tokio::test]

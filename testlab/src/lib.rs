@@ -75,6 +75,7 @@ pub mod etcd;
 pub mod frr;
 pub mod gobgp;
 pub mod inside;
+pub mod kube_apiserver;
 pub mod lab;
 pub mod process;
 pub mod reap;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::ObjectMeta;
 use tortie_datastore::{Datastore, Event, Filter, Kind, ObjectKey, Store, WatchStream};
 
@@ -27,6 +27,9 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// A disruption of the backend's connection (restart a server on the same port/data).
 pub type Disrupt = Box<dyn Fn() -> BoxFuture<'static, Result<()>> + Send + Sync>;
 
+/// Makes the backend forget history and returns a revision it no longer serves.
+pub type ExpireFn = Box<dyn Fn() -> BoxFuture<'static, Result<String>> + Send + Sync>;
+
 /// One backend under test.
 pub struct Target {
     /// For messages: `etcd`, `kube-apiserver`, `TORTIE_TEST_KUBECONFIG`.
@@ -36,9 +39,12 @@ pub struct Target {
     /// Breaks every connection of the backend and returns once it serves again; `None`
     /// when the target cannot be disrupted (an external cluster).
     pub disrupt: Option<Disrupt>,
+    /// Restarts the server itself (history it kept in memory is lost); `None` when the
+    /// target cannot be restarted.
+    pub restart: Option<Disrupt>,
     /// A revision the backend no longer serves watches from (compacted / expired), made
     /// after the given objects were written; `None` when it cannot be forced.
-    pub expire: Option<Box<dyn Fn() -> BoxFuture<'static, Result<String>> + Send + Sync>>,
+    pub expire: Option<ExpireFn>,
     /// Unique per run, part of every name and label the suite writes.
     pub run_id: String,
 }
@@ -337,7 +343,8 @@ fn version_lt(a: &str, b: &str) -> bool {
     }
 }
 
-/// A watch that loses its connection (server restarted mid-stream) resumes without
+/// A watch that loses its connection (etcd restarted mid-stream; every connection to
+/// the API server reset) resumes without
 /// missing or duplicating events; writes made while it reconnects are delivered once.
 pub async fn watch_resumes<S: Subject>(t: &Target) -> Result<()> {
     let Some(disrupt) = &t.disrupt else {
@@ -382,6 +389,66 @@ pub async fn watch_resumes<S: Subject>(t: &Target) -> Result<()> {
         );
     }
     no_event(&mut w, Duration::from_millis(500)).await?;
+    cleanup::<S>(t, &ns).await
+}
+
+/// A watch across a restart of the server itself converges: a consumer applying the
+/// events (a Resync replaces its state) ends with the final state, and never sees a
+/// change twice or out of order. (On Kubernetes the restarted API server's watch cache
+/// no longer covers the watch's revision, so the watch re-lists; on etcd it resumes.)
+pub async fn watch_converges_after_restart<S: Subject>(t: &Target) -> Result<()> {
+    let Some(restart) = &t.restart else {
+        eprintln!("{}: cannot restart this backend", t.name);
+        return Ok(());
+    };
+    let ns = t.namespace().await?;
+    let store = t.store::<S>();
+    let mut obj = store.create(&t.object::<S>(&ns, "conv", 0)).await?;
+    let mut w = store.watch(&t.filter::<S>(&ns), &version(&obj)?).await?;
+    obj.set_counter(1);
+    obj = store.update(&obj).await?;
+    let first = next_event(&mut w, "Modified(=1)").await?;
+    ensure!(
+        describe(&first).ends_with("=1)"),
+        "got {}",
+        describe(&first)
+    );
+    restart().await.context("restart the backend")?;
+    for i in 2..=5 {
+        obj.set_counter(i);
+        obj = retry_io(|| store.update(&obj))
+            .await
+            .with_context(|| format!("update {i} after restart"))?;
+    }
+    let mut last = 1u64;
+    let mut seen = Vec::new();
+    while last < 5 {
+        let ev = next_event(
+            &mut w,
+            &format!("the counter to reach 5 (at {last}, seen {seen:?})"),
+        )
+        .await?;
+        seen.push(describe(&ev));
+        let counter = match &ev {
+            Event::Modified(o) if name(o) == name(&obj) => o.counter(),
+            Event::Resync { items, .. } => items
+                .iter()
+                .find(|o| name(*o) == name(&obj))
+                .map(|o| o.counter())
+                .context("resync lost the object")?,
+            other => bail!("unexpected event {} (seen {seen:?})", describe(other)),
+        };
+        match ev {
+            Event::Resync { .. } => ensure!(counter >= last, "resync went back: {seen:?}"),
+            _ => ensure!(counter > last, "duplicate or out-of-order change: {seen:?}"),
+        }
+        last = counter;
+    }
+    eprintln!(
+        "{}: across a server restart the watch delivered {seen:?}",
+        t.name
+    );
+    no_event(&mut w, Duration::from_millis(300)).await?;
     cleanup::<S>(t, &ns).await
 }
 
@@ -548,8 +615,8 @@ pub async fn run_all<S: Subject>(t: &Target, per_writer: u64) -> Result<()> {
     watch_resumes::<S>(t)
         .await
         .with_context(|| format!("{}: {kind}: watch resume", t.name))?;
+    watch_converges_after_restart::<S>(t)
+        .await
+        .with_context(|| format!("{}: {kind}: watch across a server restart", t.name))?;
     Ok(())
 }
-
-/// ConfigMap is here for the namespaced case; the type alias keeps call sites short.
-pub type Namespaced = ConfigMap;

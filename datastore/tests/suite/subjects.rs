@@ -39,3 +39,33 @@ impl Subject for ConfigMap {
             .insert("counter".into(), n.to_string());
     }
 }
+
+/// IPAMHandle keeps the counter in `spec.block["counter"]`.
+impl Subject for tortie_crds::ipam::IpamHandle {
+    fn make(metadata: ObjectMeta, n: u64) -> Self {
+        let handle_id = metadata.name.clone().unwrap_or_default();
+        let mut h = tortie_crds::ipam::IpamHandle {
+            metadata,
+            spec: tortie_crds::ipam::IpamHandleSpec {
+                handle_id,
+                ..Default::default()
+            },
+        };
+        h.set_counter(n);
+        h
+    }
+
+    fn counter(&self) -> u64 {
+        self.spec
+            .block
+            .get("counter")
+            .map(|n| *n as u64)
+            .unwrap_or(u64::MAX)
+    }
+
+    fn set_counter(&mut self, n: u64) {
+        self.spec
+            .block
+            .insert("counter".into(), usize::try_from(n).unwrap_or(usize::MAX));
+    }
+}
