@@ -212,6 +212,11 @@ fn read_one(
     api_version: &str,
     kind: &str,
 ) -> Result<TortieObject, ImportErrorKind> {
+    for (field, v) in [("apiVersion", api_version), ("kind", kind)] {
+        if v.is_empty() {
+            return Err(refuse(field, "is required"));
+        }
+    }
     let unsupported = || ImportErrorKind::Unsupported {
         api_version: api_version.to_string(),
         kind: kind.to_string(),

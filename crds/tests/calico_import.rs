@@ -305,6 +305,11 @@ fn unsupported_kinds_and_versions_are_refused() {
         "{e}"
     );
     assert!(from_calico_v3_yaml("- a\n- b").is_err());
+    let e = from_calico_v3_yaml("kind: IPPool\nmetadata: {name: p}\nspec: {cidr: 10.0.0.0/16}")
+        .unwrap_err();
+    assert!(e.mentions("apiVersion"), "{e}");
+    let e = from_calico_v3_yaml("apiVersion: crd.tortie.dev/v1\nspec: {}").unwrap_err();
+    assert!(e.mentions("kind"), "{e}");
     assert!(from_calico_v3_yaml("a: [").is_err());
     assert_eq!(from_calico_v3_yaml("").unwrap(), vec![]);
 }
