@@ -90,6 +90,26 @@ pub struct TortieNodeSpec {
 }
 
 impl TortieNode {
+    /// The TortieNode of the Kubernetes `node`: same name, same labels, and an owner
+    /// reference to it so Kubernetes garbage-collects it with the Node. `None` when the
+    /// Node has no name or uid yet (it was never stored).
+    pub fn for_node(node: &k8s_openapi::api::core::v1::Node, spec: TortieNodeSpec) -> Option<Self> {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let name = node.metadata.name.clone()?;
+        let uid = node.metadata.uid.clone()?;
+        let mut t = TortieNode::new(&name, spec);
+        t.metadata.labels = node.metadata.labels.clone();
+        t.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "v1".into(),
+            kind: "Node".into(),
+            name,
+            uid,
+            controller: Some(false),
+            block_owner_deletion: Some(false),
+        }]);
+        Some(t)
+    }
+
     /// The node's labels (its metadata labels), empty when it has none.
     pub fn labels_map(&self) -> BTreeMap<String, String> {
         self.metadata.labels.clone().unwrap_or_default()
@@ -102,5 +122,26 @@ impl TortieNode {
             .as_ref()
             .and_then(|b| b.route_reflector_cluster_id.as_deref())
             .is_some_and(|id| !id.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Node;
+
+    #[test]
+    fn owned_by_its_node() {
+        let mut node = Node::default();
+        assert!(TortieNode::for_node(&node, TortieNodeSpec::default()).is_none());
+        node.metadata.name = Some("n1".into());
+        node.metadata.uid = Some("u-1".into());
+        node.metadata.labels = Some([("zone".to_string(), "a".to_string())].into());
+        let t = TortieNode::for_node(&node, TortieNodeSpec::default()).unwrap();
+        assert_eq!(t.metadata.name.as_deref(), Some("n1"));
+        assert_eq!(t.labels_map().get("zone").map(String::as_str), Some("a"));
+        let owner = &t.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Node", "u-1"));
+        assert!(!t.is_route_reflector());
     }
 }

@@ -25,13 +25,11 @@ impl IpPoolSpec {
     pub fn validate_into(&self, errs: &mut ValidationErrors) {
         let cidr = &self.cidr;
         check_masked("spec.cidr", cidr, errs);
-        let link_local: IpNetwork = match cidr {
+        let link_local = match cidr {
             IpNetwork::V4(_) => LINK_LOCAL_V4,
             IpNetwork::V6(_) => LINK_LOCAL_V6,
-        }
-        .parse()
-        .expect("constant CIDR parses");
-        if overlaps(cidr, &link_local) {
+        };
+        if link_local.parse().is_ok_and(|ll| overlaps(cidr, &ll)) {
             errs.push(
                 "spec.cidr",
                 format!("{cidr} overlaps the link-local range {link_local}"),
