@@ -18,8 +18,21 @@
 //! Kubernetes natives re-exported from k8s-openapi: [`NetworkPolicy`]
 //! (`networking.k8s.io/v1`), [`Node`], [`Namespace`], [`Pod`] (`v1`).
 //!
-//! Everything here is pure (no async, sockets or clocks): the types, Calico's defaults,
-//! CIDR/AS/selector accessors and name schemes.
+//! Everything here is pure (no async, sockets or clocks):
+//!
+//! - the types and Calico's defaults (`with_defaults`, serde/schema defaults), name
+//!   schemes (`IpamBlock::name_for`, `BlockAffinity::name_for`, `WorkloadEndpoint::name_for`);
+//! - [`asn`]: AS numbers, plain and asdot; [`duration`]: Go durations;
+//! - [`selector`]: Calico's selector language (parse with positioned errors, canonical
+//!   printing, evaluation over label maps); [`scope`]: BGPPeer scope/remote and pool node
+//!   selection as typed values;
+//! - [`validation`]: `Validate::validate` / `ValidateUpdate::validate_update` per resource,
+//!   pool overlap, errors naming the field (`spec.blockSize: ...`);
+//! - [`defaults`]: the default pools from `CALICO_IPV4POOL_*` / `CALICO_IPV6POOL_*`;
+//! - [`import`]: multi-document manifests, tortie's own and Calico's `projectcalico.org/v3`
+//!   IPPool/BGPPeer/BGPConfiguration converted ([`from_calico_v3_yaml`]);
+//! - [`crdgen`]: the CRDs (with `x-kubernetes-validations` CEL rules) behind
+//!   `deploy/crds/` and the `crdgen` binary.
 
 pub mod asn;
 pub mod bgp;
