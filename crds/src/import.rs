@@ -8,7 +8,7 @@
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
-use crate::validation::{Validate, ValidationErrors};
+use crate::validation::{Validate, ValidateUpdate, ValidationErrors};
 use crate::{
     API_VERSION, BgpConfiguration, BgpConfigurationSpec, BgpPeer, BgpPeerSpec, BlockAffinity,
     IpPool, IpPoolSpec, IpamBlock, IpamConfig, IpamHandle, TortieNode, WorkloadEndpoint,
@@ -88,6 +88,33 @@ impl Validate for TortieObject {
             TortieObject::IpamHandle(o) => o.validate(),
             TortieObject::IpamConfig(o) => o.validate(),
             TortieObject::WorkloadEndpoint(o) => o.validate(),
+        }
+    }
+}
+
+impl TortieObject {
+    /// Problems of replacing `old` by `self` (immutable fields, then `self`'s own rules).
+    /// Objects of different kinds are never an update of one another.
+    pub fn validate_update(&self, old: &TortieObject) -> Result<(), ValidationErrors> {
+        use TortieObject as T;
+        match (self, old) {
+            (T::IpPool(n), T::IpPool(o)) => n.validate_update(o),
+            (T::BgpConfiguration(n), T::BgpConfiguration(o)) => n.validate_update(o),
+            (T::BgpPeer(n), T::BgpPeer(o)) => n.validate_update(o),
+            (T::TortieNode(n), T::TortieNode(o)) => n.validate_update(o),
+            (T::IpamBlock(n), T::IpamBlock(o)) => n.validate_update(o),
+            (T::BlockAffinity(n), T::BlockAffinity(o)) => n.validate_update(o),
+            (T::IpamHandle(n), T::IpamHandle(o)) => n.validate_update(o),
+            (T::IpamConfig(n), T::IpamConfig(o)) => n.validate_update(o),
+            (T::WorkloadEndpoint(n), T::WorkloadEndpoint(o)) => n.validate_update(o),
+            _ => {
+                let mut e = ValidationErrors::default();
+                e.push(
+                    "kind",
+                    format!("cannot change from {} to {}", old.kind(), self.kind()),
+                );
+                Err(e)
+            }
         }
     }
 }

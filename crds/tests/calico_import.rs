@@ -346,3 +346,19 @@ fn converted_objects_serialize_as_tortie_manifests() {
     let back = one(&serde_yaml::to_string(&obj).unwrap());
     assert_eq!(back, obj);
 }
+
+#[test]
+fn updates_of_converted_objects_keep_immutable_fields() {
+    let old = one(PAIRS[0].0);
+    let same = one(PAIRS[0].1);
+    assert!(same.validate_update(&old).is_ok());
+    let moved = one(&PAIRS[0].1.replace("10.1.0.0/16", "10.2.0.0/16"));
+    assert!(
+        moved
+            .validate_update(&old)
+            .unwrap_err()
+            .mentions("spec.cidr")
+    );
+    let peer = one(PAIRS[2].0);
+    assert!(peer.validate_update(&old).unwrap_err().mentions("kind"));
+}
