@@ -6,13 +6,12 @@
 //! [`AdjOut::drain`] turns the pending differences into packed messages and records them as
 //! sent.
 
-use std::collections::{HashMap, HashSet};
-
 use ipnetwork::IpNetwork;
 
 use crate::msg::{Afi, Message, RouteRefresh, Update};
 
 use super::attrs::{ByAddr, SharedAttrs};
+use super::hash::{FastMap, FastSet};
 use super::pack::{PackCtx, pack_announcements, pack_withdrawals};
 
 /// RFC 7313 §3.2 subtypes.
@@ -21,11 +20,11 @@ const EORR: u8 = 2;
 
 #[derive(Debug, Default)]
 pub(crate) struct AdjOut {
-    sent: HashMap<IpNetwork, SharedAttrs>,
+    sent: FastMap<IpNetwork, SharedAttrs>,
     /// prefix → desired attributes (`None` = withdraw).
-    pending: HashMap<IpNetwork, Option<SharedAttrs>>,
+    pending: FastMap<IpNetwork, Option<SharedAttrs>>,
     /// Prefixes to re-send even if unchanged (route refresh).
-    forced: HashSet<IpNetwork>,
+    forced: FastSet<IpNetwork>,
     /// Families owed an End-of-RIB after the current pending set.
     eor_due: Vec<Afi>,
     /// Families being re-sent under enhanced route refresh (BoRR … EoRR).
@@ -43,7 +42,8 @@ fn family(p: &IpNetwork) -> Afi {
 impl AdjOut {
     /// Records the desired state of `prefix`.
     pub(crate) fn set(&mut self, prefix: IpNetwork, desired: Option<SharedAttrs>) {
-        if !self.forced.contains(&prefix) && self.sent.get(&prefix) == desired.as_ref() {
+        let forced = !self.forced.is_empty() && self.forced.contains(&prefix);
+        if !forced && self.sent.get(&prefix) == desired.as_ref() {
             self.pending.remove(&prefix);
         } else {
             self.pending.insert(prefix, desired);
@@ -80,7 +80,7 @@ impl AdjOut {
         !self.pending.is_empty() || !self.eor_due.is_empty() || !self.refreshing.is_empty()
     }
 
-    pub(crate) fn sent(&self) -> &HashMap<IpNetwork, SharedAttrs> {
+    pub(crate) fn sent(&self) -> &FastMap<IpNetwork, SharedAttrs> {
         &self.sent
     }
 
@@ -97,7 +97,7 @@ impl AdjOut {
         }
         let forced = std::mem::take(&mut self.forced);
         let mut withdraw: [Vec<IpNetwork>; 2] = [Vec::new(), Vec::new()];
-        let mut groups: HashMap<(ByAddr, bool), Vec<IpNetwork>> = HashMap::new();
+        let mut groups: FastMap<(ByAddr, bool), Vec<IpNetwork>> = FastMap::default();
         for (p, desired) in self.pending.drain() {
             match desired {
                 None => {

@@ -35,11 +35,12 @@ pub mod attrs;
 mod decision;
 pub mod export;
 mod gr;
+mod hash;
 mod import;
+mod locrib;
 mod pack;
 mod types;
 
-use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnetwork::IpNetwork;
@@ -47,9 +48,10 @@ use ipnetwork::IpNetwork;
 use crate::msg::{Afi, Message, Origin, PathAttributes, Update};
 
 use adj_out::AdjOut;
-use attrs::{ByAddr, Interner};
-use decision::{Learned, PathFacts};
-use export::{ExportAction, ExportContext, SourceClass, Target};
+use attrs::Interner;
+use decision::Learned;
+use export::SourceClass;
+use hash::{FastMap, FastSet};
 use pack::PackCtx;
 
 pub use attrs::SharedAttrs;
@@ -73,10 +75,11 @@ struct Candidate {
 #[derive(Debug, Default)]
 struct Entry {
     cands: Vec<Candidate>,
-    selected: Vec<(PathSource, SharedAttrs)>,
+    selected: locrib::Selection,
 }
 
-type ExportKey = (ByAddr, SourceClass, bool);
+/// (address of the input attribute set, source class, IPv6?).
+type ExportKey = (usize, SourceClass, bool);
 
 /// Per-peer state.
 struct Peer {
@@ -86,7 +89,7 @@ struct Peer {
     /// BGP identifier of the last session (kept for stale routes' tie-breaks).
     router_id: Ipv4Addr,
     /// Prefixes with a candidate from this peer (the Adj-RIB-In index).
-    adj_in: HashSet<IpNetwork>,
+    adj_in: FastSet<IpNetwork>,
     stale: usize,
     rejected: u64,
     last_reject: Option<RejectReason>,
@@ -94,7 +97,8 @@ struct Peer {
     eor_seen: Vec<Afi>,
     out: AdjOut,
     /// Built-in export transformation per (attribute set, source class, family).
-    cache: HashMap<ExportKey, Option<SharedAttrs>>,
+    /// The value keeps the input set alive so its address is not reused while cached.
+    cache: FastMap<ExportKey, (SharedAttrs, Option<SharedAttrs>)>,
 }
 
 impl Peer {
@@ -128,13 +132,13 @@ impl Peer {
 pub struct Rib {
     cfg: RibConfig,
     peers: Vec<Option<Peer>>,
-    table: HashMap<IpNetwork, Entry>,
+    table: FastMap<IpNetwork, Entry>,
     interner: Interner,
     policy: Box<dyn ExportPolicy + Send>,
     /// Restarting speaker: selection deferred (RFC 4724 §4.1).
     deferring: bool,
     /// Prefixes touched while deferring.
-    dirty: HashSet<IpNetwork>,
+    dirty: FastSet<IpNetwork>,
 }
 
 impl std::fmt::Debug for Rib {
@@ -163,10 +167,10 @@ impl Rib {
             deferring: cfg.defer_until_eor,
             cfg,
             peers: Vec::new(),
-            table: HashMap::new(),
+            table: FastMap::default(),
             interner: Interner::default(),
             policy: Box::new(AcceptAll),
-            dirty: HashSet::new(),
+            dirty: FastSet::default(),
         }
     }
 
@@ -192,13 +196,13 @@ impl Rib {
             cfg,
             session: None,
             router_id: Ipv4Addr::UNSPECIFIED,
-            adj_in: HashSet::new(),
+            adj_in: FastSet::default(),
             stale: 0,
             rejected: 0,
             last_reject: None,
             eor_seen: Vec::new(),
             out: AdjOut::default(),
-            cache: HashMap::new(),
+            cache: FastMap::default(),
         }));
         id
     }
@@ -416,7 +420,7 @@ impl Rib {
         if e.selected.is_empty() {
             return None;
         }
-        Some(self.change_of(*prefix, e))
+        Some(locrib::change_of(&self.peers, *prefix, e))
     }
 
     /// Every prefix of the Loc-RIB with its ECMP set (unordered).
@@ -424,7 +428,7 @@ impl Rib {
         self.table
             .iter()
             .filter(|(_, e)| !e.selected.is_empty())
-            .map(|(p, e)| self.change_of(*p, e))
+            .map(|(p, e)| locrib::change_of(&self.peers, *p, e))
     }
 
     /// Number of prefixes with a selected route.
@@ -450,7 +454,7 @@ impl Rib {
                     .find(|c| c.source == src)?;
                 Some((
                     *pfx,
-                    self.route_path(c.source, &c.attrs, c.next_hop),
+                    locrib::route_path(&self.peers, c.source, &c.attrs, c.next_hop),
                     c.stale,
                 ))
             })
@@ -478,276 +482,5 @@ impl Rib {
             rejected: p.rejected,
             last_reject: p.last_reject,
         })
-    }
-
-    // ----- internals -----
-
-    fn route_path(
-        &self,
-        source: PathSource,
-        attrs: &SharedAttrs,
-        next_hop: Option<IpAddr>,
-    ) -> RoutePath {
-        let peer_address = match source {
-            PathSource::Local => None,
-            PathSource::Peer(id) => self.peer(id).ok().map(|p| p.cfg.address),
-        };
-        RoutePath {
-            source,
-            peer_address,
-            next_hop,
-            attrs: attrs.clone(),
-        }
-    }
-
-    fn change_of(&self, prefix: IpNetwork, e: &Entry) -> RibChange {
-        let paths = e
-            .selected
-            .iter()
-            .map(|(src, a)| {
-                let nh = e
-                    .cands
-                    .iter()
-                    .find(|c| c.source == *src)
-                    .and_then(|c| c.next_hop);
-                self.route_path(*src, a, nh)
-            })
-            .collect();
-        RibChange { prefix, paths }
-    }
-
-    fn upsert_candidate(&mut self, prefix: IpNetwork, c: Candidate, changes: &mut Vec<RibChange>) {
-        if let PathSource::Peer(id) = c.source
-            && let Some(Some(p)) = self.peers.get_mut(id.0 as usize)
-        {
-            p.adj_in.insert(prefix);
-        }
-        let e = self.table.entry(prefix).or_default();
-        match e.cands.iter_mut().find(|x| x.source == c.source) {
-            Some(old) => {
-                if old.stale
-                    && let PathSource::Peer(id) = c.source
-                    && let Some(Some(p)) = self.peers.get_mut(id.0 as usize)
-                {
-                    p.stale -= 1;
-                }
-                *old = c;
-            }
-            None => e.cands.push(c),
-        }
-        self.recompute(prefix, changes);
-    }
-
-    fn remove_candidate(
-        &mut self,
-        prefix: IpNetwork,
-        source: PathSource,
-        changes: &mut Vec<RibChange>,
-    ) {
-        let Some(e) = self.table.get_mut(&prefix) else {
-            return;
-        };
-        let Some(pos) = e.cands.iter().position(|c| c.source == source) else {
-            return;
-        };
-        let old = e.cands.swap_remove(pos);
-        if let PathSource::Peer(id) = source
-            && let Some(Some(p)) = self.peers.get_mut(id.0 as usize)
-        {
-            p.adj_in.remove(&prefix);
-            if old.stale {
-                p.stale -= 1;
-            }
-        }
-        self.recompute(prefix, changes);
-    }
-
-    fn facts(&self, c: &Candidate) -> PathFacts {
-        let how = match c.source {
-            PathSource::Local => Learned::Local {
-                router_id: self.cfg.router_id,
-            },
-            PathSource::Peer(id) => match self.peer(id) {
-                Ok(p) => p.learned(),
-                Err(_) => Learned::Ibgp {
-                    router_id: Ipv4Addr::BROADCAST,
-                    addr: IpAddr::V4(Ipv4Addr::BROADCAST),
-                },
-            },
-        };
-        PathFacts::of(&c.attrs, how, self.cfg.default_local_pref)
-    }
-
-    /// Re-runs the decision for one prefix; reports and exports a changed ECMP set.
-    fn recompute(&mut self, prefix: IpNetwork, changes: &mut Vec<RibChange>) {
-        if self.deferring {
-            self.dirty.insert(prefix);
-            return;
-        }
-        let Some(e) = self.table.get(&prefix) else {
-            return;
-        };
-        let sel = if e.cands.len() == 1 {
-            vec![0]
-        } else {
-            let facts: Vec<PathFacts> = e.cands.iter().map(|c| self.facts(c)).collect();
-            decision::select(&facts)
-        };
-        let same = sel.len() == e.selected.len()
-            && sel
-                .iter()
-                .zip(&e.selected)
-                .all(|(&i, (src, a))| e.cands[i].source == *src && e.cands[i].attrs.ptr_eq(a));
-        if same {
-            if e.cands.is_empty() {
-                self.table.remove(&prefix);
-            }
-            return;
-        }
-        let new: Vec<(PathSource, SharedAttrs)> = sel
-            .iter()
-            .map(|&i| (e.cands[i].source, e.cands[i].attrs.clone()))
-            .collect();
-        let best_changed = match (new.first(), e.selected.first()) {
-            (Some((s1, a1)), Some((s2, a2))) => s1 != s2 || !a1.ptr_eq(a2),
-            (None, None) => false,
-            _ => true,
-        };
-        let best = new.first().cloned();
-        let Some(e) = self.table.get_mut(&prefix) else {
-            return;
-        };
-        e.selected = new;
-        let empty = e.cands.is_empty();
-        let e = &self.table[&prefix];
-        changes.push(self.change_of(prefix, e));
-        if empty {
-            self.table.remove(&prefix);
-        }
-        if best_changed {
-            let ids: Vec<PeerId> = self.up_peers().collect();
-            for id in ids {
-                self.export_to(id, prefix, best.as_ref());
-            }
-        }
-    }
-
-    /// Computes what `target` should have for `prefix` given `best`, and records it.
-    fn export_to(
-        &mut self,
-        target: PeerId,
-        prefix: IpNetwork,
-        best: Option<&(PathSource, SharedAttrs)>,
-    ) {
-        let desired = best.and_then(|b| self.export_attrs(target, prefix, b));
-        if let Some(Some(p)) = self.peers.get_mut(target.0 as usize) {
-            p.out.set(prefix, desired);
-        }
-    }
-
-    fn export_attrs(
-        &mut self,
-        target: PeerId,
-        prefix: IpNetwork,
-        best: &(PathSource, SharedAttrs),
-    ) -> Option<SharedAttrs> {
-        let (source, attrs) = best;
-        let (class, src_peer) = match source {
-            PathSource::Local => (SourceClass::Local, None),
-            PathSource::Peer(id) => (self.peer(*id).ok()?.class(), Some(*id)),
-        };
-        let v6 = prefix.is_ipv6();
-        let cfg = &self.cfg;
-        let interner = &mut self.interner;
-        let policy = &self.policy;
-        let p = self.peers.get_mut(target.0 as usize)?.as_mut()?;
-        let session = p.session.as_ref()?;
-        if !session.families.contains(&family_of(&prefix)) {
-            return None;
-        }
-        let t = Target {
-            id: target,
-            cfg: &p.cfg,
-            session_local: session.local_address,
-        };
-        if !export::eligible(cfg, &t, class, src_peer, attrs) {
-            return None;
-        }
-        if p.cache.len() > 2 * interner.len() + 1024 {
-            p.cache.clear();
-        }
-        let out = p
-            .cache
-            .entry((ByAddr(attrs.clone()), class, v6))
-            .or_insert_with(|| {
-                export::transform(cfg, &t, class, attrs, v6).map(|a| interner.intern(a))
-            })
-            .clone()?;
-        let ctx = ExportContext {
-            peer: target,
-            peer_config: &p.cfg,
-            prefix: &prefix,
-            source: *source,
-            original: attrs,
-            outgoing: &out,
-        };
-        match policy.export(&ctx) {
-            ExportAction::Accept => Some(out),
-            ExportAction::Reject => None,
-            ExportAction::Modify(a) => Some(interner.intern(a)),
-        }
-    }
-
-    /// Re-evaluates the whole Adj-RIB-Out of `peer` (initial dump, policy change); an
-    /// `initial` dump owes End-of-RIB for every negotiated family.
-    fn dump_to(&mut self, peer: PeerId, initial: bool) {
-        let bests: Vec<(IpNetwork, (PathSource, SharedAttrs))> = self
-            .table
-            .iter()
-            .filter_map(|(p, e)| e.selected.first().map(|b| (*p, b.clone())))
-            .collect();
-        let sent: Vec<IpNetwork> = match self.peer(peer) {
-            Ok(p) => p.out.sent().keys().copied().collect(),
-            Err(_) => return,
-        };
-        for (prefix, best) in &bests {
-            self.export_to(peer, *prefix, Some(best));
-        }
-        for prefix in sent {
-            if self
-                .table
-                .get(&prefix)
-                .is_none_or(|e| e.selected.is_empty())
-            {
-                self.export_to(peer, prefix, None);
-            }
-        }
-        if initial
-            && let Ok(p) = self.peer_mut(peer)
-            && let Some(s) = &p.session
-        {
-            for afi in s.families.clone() {
-                p.out.owe_eor(afi);
-            }
-        }
-    }
-
-    /// Removes the candidates of `peer` whose prefix matches `which`.
-    fn flush_peer(
-        &mut self,
-        peer: PeerId,
-        which: impl Fn(&IpNetwork) -> bool,
-    ) -> Result<Vec<RibChange>, RibError> {
-        let p = self.peer_mut(peer)?;
-        p.session = None;
-        p.out.clear();
-        p.cache.clear();
-        p.eor_seen.clear();
-        let victims: Vec<IpNetwork> = p.adj_in.iter().filter(|x| which(x)).copied().collect();
-        let mut changes = Vec::new();
-        for prefix in victims {
-            self.remove_candidate(prefix, PathSource::Peer(peer), &mut changes);
-        }
-        Ok(changes)
     }
 }

@@ -1,0 +1,394 @@
+//! The Loc-RIB engine of [`Rib`]: candidate bookkeeping per prefix, re-running the decision
+//! process for a touched prefix, reporting ECMP-set changes, and pushing a changed best path
+//! into every Established peer's Adj-RIB-Out through the export rules. Pure.
+//!
+//! The hot path (one announced prefix) does one lookup in the prefix table, no allocation
+//! besides the reported [`RibChange`] for single-candidate prefixes, and one cached
+//! export transformation lookup per peer.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnetwork::IpNetwork;
+
+use super::decision::{self, Learned, PathFacts};
+use super::export::{self, ExportAction, ExportContext, SourceClass, Target};
+use super::{
+    Candidate, Entry, PathSource, Peer, PeerId, Rib, RibChange, RibConfig, RibError, RoutePath,
+    SharedAttrs, family_of,
+};
+
+type Slot = Option<Peer>;
+
+/// The ECMP set last reported for a prefix, best first. Almost always zero or one path,
+/// which are stored inline (no allocation per prefix).
+#[derive(Debug, Default)]
+pub(super) enum Selection {
+    #[default]
+    Empty,
+    One((PathSource, SharedAttrs)),
+    Many(Vec<(PathSource, SharedAttrs)>),
+}
+
+impl Selection {
+    pub(super) fn as_slice(&self) -> &[(PathSource, SharedAttrs)] {
+        match self {
+            Selection::Empty => &[],
+            Selection::One(x) => std::slice::from_ref(x),
+            Selection::Many(v) => v,
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    pub(super) fn first(&self) -> Option<&(PathSource, SharedAttrs)> {
+        self.as_slice().first()
+    }
+
+    fn set(&mut self, mut paths: Vec<(PathSource, SharedAttrs)>) {
+        *self = match paths.len() {
+            0 => Selection::Empty,
+            1 => match paths.pop() {
+                Some(x) => Selection::One(x),
+                None => Selection::Empty,
+            },
+            _ => Selection::Many(paths),
+        };
+    }
+}
+
+fn peer_at(peers: &[Slot], id: PeerId) -> Option<&Peer> {
+    peers.get(id.0 as usize).and_then(Option::as_ref)
+}
+
+pub(super) fn route_path(
+    peers: &[Slot],
+    source: PathSource,
+    attrs: &SharedAttrs,
+    nh: Option<IpAddr>,
+) -> RoutePath {
+    let peer_address = match source {
+        PathSource::Local => None,
+        PathSource::Peer(id) => peer_at(peers, id).map(|p| p.cfg.address),
+    };
+    RoutePath {
+        source,
+        peer_address,
+        next_hop: nh,
+        attrs: attrs.clone(),
+    }
+}
+
+/// The reported form of an entry's current ECMP set.
+pub(super) fn change_of(peers: &[Slot], prefix: IpNetwork, e: &Entry) -> RibChange {
+    let paths = e
+        .selected
+        .as_slice()
+        .iter()
+        .map(|(src, a)| {
+            let nh = e
+                .cands
+                .iter()
+                .find(|c| c.source == *src)
+                .and_then(|c| c.next_hop);
+            route_path(peers, *src, a, nh)
+        })
+        .collect();
+    RibChange { prefix, paths }
+}
+
+fn facts(cfg: &RibConfig, peers: &[Slot], c: &Candidate) -> PathFacts {
+    let how = match c.source {
+        PathSource::Local => Learned::Local {
+            router_id: cfg.router_id,
+        },
+        PathSource::Peer(id) => match peer_at(peers, id) {
+            Some(p) => p.learned(),
+            // Cannot happen (a removed peer's candidates are removed first); sort it last.
+            None => Learned::Ibgp {
+                router_id: Ipv4Addr::BROADCAST,
+                addr: IpAddr::V4(Ipv4Addr::BROADCAST),
+            },
+        },
+    };
+    PathFacts::of(&c.attrs, how, cfg.default_local_pref)
+}
+
+/// Outcome of re-running the decision on one entry.
+enum Outcome {
+    Unchanged,
+    /// The ECMP set changed; `Some(best)` when the best path itself changed.
+    Changed(Option<Option<(PathSource, SharedAttrs)>>),
+}
+
+/// Re-selects `e` in place.
+fn reselect(cfg: &RibConfig, peers: &[Slot], e: &mut Entry) -> Outcome {
+    if e.cands.len() <= 1 {
+        // Fast path: zero or one candidate, no decision to run and no allocation.
+        let same = match (e.cands.first(), e.selected.as_slice()) {
+            (None, []) => true,
+            (Some(c), [(s, a)]) => c.source == *s && c.attrs.ptr_eq(a),
+            _ => false,
+        };
+        if same {
+            return Outcome::Unchanged;
+        }
+        e.selected = match e.cands.first() {
+            Some(c) => Selection::One((c.source, c.attrs.clone())),
+            None => Selection::Empty,
+        };
+        return Outcome::Changed(Some(e.selected.first().cloned()));
+    }
+    let f: Vec<PathFacts> = e.cands.iter().map(|c| facts(cfg, peers, c)).collect();
+    let sel = decision::select(&f);
+    let old = e.selected.as_slice();
+    let same = sel.len() == old.len()
+        && sel
+            .iter()
+            .zip(old)
+            .all(|(&i, (src, a))| e.cands[i].source == *src && e.cands[i].attrs.ptr_eq(a));
+    if same {
+        return Outcome::Unchanged;
+    }
+    let best_changed = match (sel.first(), e.selected.first()) {
+        (Some(&i), Some((s, a))) => e.cands[i].source != *s || !e.cands[i].attrs.ptr_eq(a),
+        (None, None) => false,
+        _ => true,
+    };
+    e.selected.set(
+        sel.iter()
+            .map(|&i| (e.cands[i].source, e.cands[i].attrs.clone()))
+            .collect(),
+    );
+    Outcome::Changed(best_changed.then(|| e.selected.first().cloned()))
+}
+
+impl Rib {
+    pub(super) fn upsert_candidate(
+        &mut self,
+        prefix: IpNetwork,
+        c: Candidate,
+        changes: &mut Vec<RibChange>,
+    ) {
+        let Rib {
+            cfg,
+            peers,
+            table,
+            deferring,
+            dirty,
+            ..
+        } = self;
+        let source = c.source;
+        let mut from = match source {
+            PathSource::Peer(id) => peers.get_mut(id.0 as usize).and_then(Option::as_mut),
+            PathSource::Local => None,
+        };
+        if let Some(p) = from.as_mut() {
+            p.adj_in.insert(prefix);
+        }
+        // One table lookup for the whole update of this prefix.
+        let e = table.entry(prefix).or_default();
+        let was_stale = match e.cands.iter_mut().find(|x| x.source == source) {
+            Some(old) => std::mem::replace(old, c).stale,
+            None => {
+                e.cands.push(c);
+                false
+            }
+        };
+        if was_stale && let Some(p) = from {
+            p.stale -= 1;
+        }
+        if *deferring {
+            dirty.insert(prefix);
+            return;
+        }
+        let outcome = reselect(cfg, peers, e);
+        if let Outcome::Changed(_) = outcome {
+            changes.push(change_of(peers, prefix, e));
+        }
+        self.export_outcome(prefix, outcome);
+    }
+
+    pub(super) fn remove_candidate(
+        &mut self,
+        prefix: IpNetwork,
+        source: PathSource,
+        changes: &mut Vec<RibChange>,
+    ) {
+        let Some(e) = self.table.get_mut(&prefix) else {
+            return;
+        };
+        let Some(pos) = e.cands.iter().position(|c| c.source == source) else {
+            return;
+        };
+        let old = e.cands.swap_remove(pos);
+        if let PathSource::Peer(id) = source
+            && let Some(Some(p)) = self.peers.get_mut(id.0 as usize)
+        {
+            p.adj_in.remove(&prefix);
+            if old.stale {
+                p.stale -= 1;
+            }
+        }
+        self.recompute(prefix, changes);
+    }
+
+    /// Re-runs the decision for one prefix; reports and exports a changed ECMP set.
+    pub(super) fn recompute(&mut self, prefix: IpNetwork, changes: &mut Vec<RibChange>) {
+        if self.deferring {
+            self.dirty.insert(prefix);
+            return;
+        }
+        let Rib {
+            cfg, peers, table, ..
+        } = self;
+        let Some(e) = table.get_mut(&prefix) else {
+            return;
+        };
+        let outcome = reselect(cfg, peers, e);
+        let empty = e.cands.is_empty();
+        if let Outcome::Changed(_) = outcome {
+            changes.push(change_of(peers, prefix, e));
+        }
+        if empty {
+            table.remove(&prefix);
+        }
+        self.export_outcome(prefix, outcome);
+    }
+
+    /// Pushes a changed best path into every Established peer's Adj-RIB-Out.
+    fn export_outcome(&mut self, prefix: IpNetwork, outcome: Outcome) {
+        if let Outcome::Changed(Some(best)) = outcome {
+            for i in 0..self.peers.len() {
+                let id = PeerId(i as u32);
+                if self.peers[i].as_ref().is_some_and(|p| p.session.is_some()) {
+                    self.export_to(id, prefix, best.as_ref());
+                }
+            }
+        }
+    }
+
+    /// Computes what `target` should have for `prefix` given `best`, and records it.
+    pub(super) fn export_to(
+        &mut self,
+        target: PeerId,
+        prefix: IpNetwork,
+        best: Option<&(PathSource, SharedAttrs)>,
+    ) {
+        let desired = best.and_then(|b| self.export_attrs(target, prefix, b));
+        if let Some(Some(p)) = self.peers.get_mut(target.0 as usize) {
+            p.out.set(prefix, desired);
+        }
+    }
+
+    fn export_attrs(
+        &mut self,
+        target: PeerId,
+        prefix: IpNetwork,
+        best: &(PathSource, SharedAttrs),
+    ) -> Option<SharedAttrs> {
+        let (source, attrs) = best;
+        let (class, src_peer) = match source {
+            PathSource::Local => (SourceClass::Local, None),
+            PathSource::Peer(id) => (peer_at(&self.peers, *id)?.class(), Some(*id)),
+        };
+        let v6 = prefix.is_ipv6();
+        let Rib {
+            cfg,
+            interner,
+            policy,
+            peers,
+            ..
+        } = self;
+        let p = peers.get_mut(target.0 as usize)?.as_mut()?;
+        let session = p.session.as_ref()?;
+        if !session.families.contains(&family_of(&prefix)) {
+            return None;
+        }
+        let t = Target {
+            id: target,
+            cfg: &p.cfg,
+            session_local: session.local_address,
+        };
+        if !export::eligible(cfg, &t, class, src_peer, attrs) {
+            return None;
+        }
+        if p.cache.len() > 2 * interner.len() + 1024 {
+            p.cache.clear();
+        }
+        let (_, out) = p.cache.entry((attrs.addr(), class, v6)).or_insert_with(|| {
+            let out = export::transform(cfg, &t, class, attrs, v6).map(|a| interner.intern(a));
+            // The input handle keeps the address from being reused while cached.
+            (attrs.clone(), out)
+        });
+        let out = out.clone()?;
+        let ctx = ExportContext {
+            peer: target,
+            peer_config: &p.cfg,
+            prefix: &prefix,
+            source: *source,
+            original: attrs,
+            outgoing: &out,
+        };
+        match policy.export(&ctx) {
+            ExportAction::Accept => Some(out),
+            ExportAction::Reject => None,
+            ExportAction::Modify(a) => Some(interner.intern(a)),
+        }
+    }
+
+    /// Re-evaluates the whole Adj-RIB-Out of `peer` (initial dump, policy change); an
+    /// `initial` dump owes End-of-RIB for every negotiated family.
+    pub(super) fn dump_to(&mut self, peer: PeerId, initial: bool) {
+        let bests: Vec<(IpNetwork, (PathSource, SharedAttrs))> = self
+            .table
+            .iter()
+            .filter_map(|(p, e)| e.selected.first().map(|b| (*p, b.clone())))
+            .collect();
+        let sent: Vec<IpNetwork> = match peer_at(&self.peers, peer) {
+            Some(p) => p.out.sent().keys().copied().collect(),
+            None => return,
+        };
+        for (prefix, best) in &bests {
+            self.export_to(peer, *prefix, Some(best));
+        }
+        for prefix in sent {
+            if self
+                .table
+                .get(&prefix)
+                .is_none_or(|e| e.selected.is_empty())
+            {
+                self.export_to(peer, prefix, None);
+            }
+        }
+        if initial
+            && let Some(Some(p)) = self.peers.get_mut(peer.0 as usize)
+            && let Some(s) = &p.session
+        {
+            for afi in s.families.clone() {
+                p.out.owe_eor(afi);
+            }
+        }
+    }
+
+    /// Ends the session state of `peer` and removes its candidates whose prefix matches
+    /// `which`.
+    pub(super) fn flush_peer(
+        &mut self,
+        peer: PeerId,
+        which: impl Fn(&IpNetwork) -> bool,
+    ) -> Result<Vec<RibChange>, RibError> {
+        let p = self.peer_mut(peer)?;
+        p.session = None;
+        p.out.clear();
+        p.cache.clear();
+        p.eor_seen.clear();
+        let victims: Vec<IpNetwork> = p.adj_in.iter().filter(|x| which(x)).copied().collect();
+        let mut changes = Vec::new();
+        for prefix in victims {
+            self.remove_candidate(prefix, PathSource::Peer(peer), &mut changes);
+        }
+        Ok(changes)
+    }
+}
