@@ -9,6 +9,7 @@ pub mod model;
 pub mod names;
 pub mod ruleset;
 pub mod selector;
+pub mod state;
 #[cfg(test)]
 mod tests;
 
@@ -17,6 +18,7 @@ pub use model::{
     Ruleset, Table, TableRules,
 };
 pub use ruleset::build;
+pub use state::PolicyState;
 
 use serde::{Deserialize, Serialize};
 
