@@ -124,3 +124,9 @@ async fn etcd_concurrent_cas_counter() -> Result<()> {
     let f = fixture().await?;
     suite::concurrent_counter::<ConfigMap>(&f.target, 25).await
 }
+
+#[tokio::test]
+async fn etcd_native_kinds_and_field_selectors() -> Result<()> {
+    let f = fixture().await?;
+    suite::native_kinds(&f.target).await
+}

@@ -76,6 +76,7 @@ async fn kube_apiserver_conformance() -> Result<()> {
         })),
         run_id: suite::run_id(),
     };
+    suite::native_kinds(&target).await.context("native kinds")?;
     suite::run_all::<ConfigMap>(&target, 10).await?;
     suite::run_all::<IpamHandle>(&target, 10).await?;
     suite::watch_survives_timeouts::<IpamHandle>(&target).await?;
@@ -103,6 +104,7 @@ async fn external_cluster_conformance() -> Result<()> {
         expire: None,
         run_id: suite::run_id(),
     };
+    suite::native_kinds(&target).await.context("native kinds")?;
     suite::run_all::<ConfigMap>(&target, 10).await?;
     suite::run_all::<IpamHandle>(&target, 10).await?;
     Ok(())
