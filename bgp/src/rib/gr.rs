@@ -22,8 +22,9 @@ use super::{PathSource, PeerId, Rib, RibChange, RibError, family_of};
 
 impl Rib {
     /// The session went down and the peer had advertised graceful restart: its routes of
-    /// `families` (those with the forwarding-state bit, RFC 4724 §4.2) are kept as stale;
-    /// routes of other families are removed now.
+    /// `families` (the families of its last Graceful Restart capability, RFC 4724 §4.2) are
+    /// kept as stale; routes of other families are removed now. When the peer comes back
+    /// with the forwarding-state (F) bit clear for a family, call [`Rib::drop_stale`] for it.
     pub fn peer_down_graceful(
         &mut self,
         peer: PeerId,
@@ -67,6 +68,17 @@ impl Rib {
         Ok(changes)
     }
 
+    /// Removes the peer's stale routes of `family` (all families when `None`) now: for a
+    /// re-established peer whose Graceful Restart capability has the F bit clear for that
+    /// family (RFC 4724 §4.2), or any other reason to stop waiting for End-of-RIB.
+    pub fn drop_stale(
+        &mut self,
+        peer: PeerId,
+        family: Option<Afi>,
+    ) -> Result<Vec<RibChange>, RibError> {
+        self.sweep_stale(peer, family)
+    }
+
     fn sweep_stale(
         &mut self,
         peer: PeerId,
@@ -78,7 +90,7 @@ impl Rib {
             return Ok(changes);
         }
         let src = PathSource::Peer(peer);
-        let victims: Vec<IpNetwork> = p
+        let mut victims: Vec<IpNetwork> = p
             .adj_in
             .iter()
             .filter(|x| family.is_none_or(|f| family_of(x) == f))
@@ -90,6 +102,7 @@ impl Rib {
             })
             .copied()
             .collect();
+        victims.sort_unstable();
         for prefix in victims {
             self.remove_candidate(prefix, src, &mut changes);
         }
@@ -138,7 +151,9 @@ impl Rib {
 
     fn finish_deferral(&mut self, changes: &mut Vec<RibChange>) {
         self.deferring = false;
-        let dirty: Vec<IpNetwork> = self.dirty.drain().collect();
+        let mut dirty: Vec<IpNetwork> = self.dirty.drain().collect();
+        // Sorted: change events come in the same order on every run (replayable logs).
+        dirty.sort_unstable();
         for prefix in dirty {
             self.recompute(prefix, changes);
         }

@@ -384,7 +384,9 @@ impl Rib {
         p.out.clear();
         p.cache.clear();
         p.eor_seen.clear();
-        let victims: Vec<IpNetwork> = p.adj_in.iter().filter(|x| which(x)).copied().collect();
+        let mut victims: Vec<IpNetwork> = p.adj_in.iter().filter(|x| which(x)).copied().collect();
+        // Sorted: change events come in the same order on every run (replayable logs).
+        victims.sort_unstable();
         let mut changes = Vec::new();
         for prefix in victims {
             self.remove_candidate(prefix, PathSource::Peer(peer), &mut changes);

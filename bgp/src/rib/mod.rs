@@ -28,7 +28,9 @@
 //!
 //! Module map: [`attrs`] (interned attribute sets), `decision` (best path, ECMP),
 //! `import` (loop and next-hop checks), [`export`] (export rules, policy hook), `adj_out`
-//! and `pack` (Adj-RIB-Out, UPDATE packing), `gr` (graceful restart, deferral, refresh).
+//! and `pack` (Adj-RIB-Out, UPDATE packing), `gr` (graceful restart, deferral, refresh),
+//! `locrib` (the per-prefix engine), `hash` (keyed fast hasher), `input` ([`RibInput`] /
+//! [`RibOutput`] for recorded event logs and [`Rib::handle`]).
 
 mod adj_out;
 pub mod attrs;
@@ -37,6 +39,7 @@ pub mod export;
 mod gr;
 mod hash;
 mod import;
+mod input;
 mod locrib;
 mod pack;
 mod types;
@@ -56,6 +59,7 @@ use pack::PackCtx;
 
 pub use attrs::SharedAttrs;
 pub use export::{AcceptAll, ExportPolicy};
+pub use input::{RibInput, RibOutput};
 pub use types::{
     Negotiated, NextHopMode, PathSource, PeerConfig, PeerId, PeerStats, RejectReason, RibChange,
     RibConfig, RibError, RoutePath,
