@@ -10,7 +10,22 @@
 //! - [`check`]: the consistency check and the usage report with their table formats.
 
 pub mod block;
+pub mod check;
+mod claim;
 pub mod error;
+pub mod gc;
+mod handles;
+pub mod ipam;
 pub mod pools;
+pub mod release;
+pub mod stores;
 
+pub use check::{Report, Snapshot, Usage, check, format_report, format_usage, usage};
 pub use error::{IpamError, Result};
+pub use gc::{GcOptions, GcReport, GcState, Liveness, PodLiveness, WorkloadEndpointLiveness, gc};
+pub use ipam::{
+    AssignArgs, Assigned, AssignedIp, Attrs, Clock, FP_CLAIM_AFTER_PENDING, Failpoint, Ipam,
+    IpamOptions, TunnelKind, ipip_handle, pod_handle, vxlan_handle,
+};
+pub use release::ReleaseReport;
+pub use stores::{Counters, Stores};

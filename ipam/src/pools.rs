@@ -89,7 +89,7 @@ pub fn select_pools<'a>(
 }
 
 /// The pool containing `ip`, if any.
-pub fn pool_of<'a>(pools: &'a [IpPool], ip: IpAddr) -> Option<&'a IpPool> {
+pub fn pool_of(pools: &[IpPool], ip: IpAddr) -> Option<&IpPool> {
     pools.iter().find(|p| p.spec.cidr.contains(ip))
 }
 
