@@ -126,9 +126,15 @@ impl Ipam {
             };
             out.extend(self.release_handle_in_block(handle, &cidr).await?);
         }
+        let mut h = Some(h);
         for _ in 0..self.opts.max_retries {
-            let Some(h) = self.stores.handles.get(&key).await? else {
-                return Ok(out);
+            // The first attempt deletes at the version read above (no extra read).
+            let h = match h.take() {
+                Some(h) => h,
+                None => match self.stores.handles.get(&key).await? {
+                    Some(h) => h,
+                    None => return Ok(out),
+                },
             };
             match self
                 .stores
