@@ -424,3 +424,38 @@ fn backend_detection_follows_the_family_in_use() {
         .expect("nft rule");
     assert_eq!(Backend::detect(&runner).expect("detect"), Backend::Nft);
 }
+
+#[test]
+fn vxlan_accepted_only_from_known_nodes_and_never_from_pods() {
+    testlab::require_root();
+    let mut lab = PolicyLab::new(
+        "polvxlan",
+        NS,
+        &[("prod/web", 2, &[("role", "web")])],
+        &[("peer", 2), ("stranger", 3)],
+        false,
+    )
+    .expect("lab");
+    lab.input.config.vxlan = true;
+    lab.input.node_ips = vec![NODE_IP.parse().expect("ip"), lab.outside["peer"].ip];
+    let node_ip: IpAddr = NODE_IP.parse().expect("ip");
+    let _vxlan = Server::udp(&lab.node, SocketAddr::new(node_ip, 4789)).expect("udp server");
+    let probes = [
+        policy_support::udp("peer", "node", 4789, true),
+        policy_support::udp("stranger", "node", 4789, false),
+        policy_support::udp("prod/web", "node", 4789, false),
+    ];
+    // Control: before felix programs, the stranger and the pod get through.
+    let open: Vec<_> = probes
+        .iter()
+        .map(|p| policy_support::Probe {
+            allowed: true,
+            ..p.clone()
+        })
+        .collect();
+    let fails = check(&lab, "vxlan-before", &open);
+    assert!(fails.is_empty(), "{fails:?}");
+    lab.program().expect("program");
+    let fails = check(&lab, "vxlan", &probes);
+    assert!(fails.is_empty(), "{fails:?}");
+}
