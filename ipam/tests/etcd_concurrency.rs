@@ -110,7 +110,7 @@ async fn run_node(prefix: String, idx: usize, owners: Owners) -> Result<(usize, 
             n_live -= batch.len();
         }
         ops += 1;
-        if ops % 25 == 0 || live.is_empty() {
+        if ops.is_multiple_of(25) || live.is_empty() {
             let n = affine_blocks(&ipam, &node).await?;
             let bound = peak.div_ceil(BLOCK) + 1;
             if n > bound {
