@@ -114,6 +114,10 @@ impl AdjOut {
                 }
             }
         }
+        if self.pending.capacity() > 4096 {
+            // A table dump leaves a large empty map behind; give the memory back.
+            self.pending = FastMap::default();
+        }
         for (i, mut w) in withdraw.into_iter().enumerate() {
             if !w.is_empty() {
                 w.sort_unstable();
