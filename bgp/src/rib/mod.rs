@@ -187,6 +187,10 @@ impl Rib {
     /// Adj-RIB-Out (differences become pending messages).
     pub fn set_export_policy(&mut self, policy: Box<dyn ExportPolicy + Send>) {
         self.policy = policy;
+        if self.deferring {
+            // Nothing was exported yet; the end of the deferral dumps under the new policy.
+            return;
+        }
         let ids: Vec<PeerId> = self.up_peers().collect();
         for id in ids {
             self.dump_to(id, false);
