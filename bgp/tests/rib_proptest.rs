@@ -1,7 +1,8 @@
 //! Property: after any sequence of announce / withdraw / peer-down / graceful-down /
 //! End-of-RIB / originate / local-withdraw, the Loc-RIB equals a naive recomputation of the
-//! decision process from a model of every Adj-RIB-In, and replaying the emitted change
-//! events reproduces the Loc-RIB.
+//! decision process from a model of every Adj-RIB-In, replaying the emitted change events
+//! reproduces the Loc-RIB, and the UPDATEs sent to an observing eBGP peer leave it with
+//! exactly the current best routes (our AS prepended).
 
 mod rib_util;
 
@@ -193,6 +194,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let ids: Vec<PeerId> = (0..4u8)
         .map(|i| up(&mut rib, i + 1, PEER_AS[usize::from(i)]))
         .collect();
+    let observer = up(&mut rib, 5, 65005);
+    let mut observed: HashMap<IpNetwork, PathAttributes> = HashMap::new();
     let mut model = Model {
         adj_in: BTreeMap::new(),
         local: BTreeMap::new(),
@@ -288,9 +291,40 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 shadow.insert(c.prefix, srcs);
             }
         }
+        let msgs = rib.pending_messages(observer).expect("observer drain");
+        for p in withdrawn(&msgs) {
+            prop_assert!(observed.remove(&p).is_some(), "withdrawal of unsent {}", p);
+        }
+        for (p, a) in announced(&msgs) {
+            observed.insert(p, a);
+        }
         for i in 0..PREFIXES {
             let p = p26(i);
             let want = model.expected(&ids, p);
+            let want_path: Option<Vec<AsSegment>> = want.first().map(|best| {
+                let a = match best {
+                    PathSource::Local => model.local.get(&p).cloned(),
+                    PathSource::Peer(id) => {
+                        let i = ids.iter().position(|x| x == id).expect("known");
+                        model.adj_in.get(&(i, p)).map(|(a, _)| a.clone())
+                    }
+                }
+                .expect("best has attributes");
+                let mut asns = vec![LOCAL_AS];
+                for s in &a.as_path {
+                    if let AsSegment::Sequence(v) = s {
+                        asns.extend(v);
+                    }
+                }
+                vec![AsSegment::Sequence(asns)]
+            });
+            prop_assert_eq!(
+                observed.get(&p).map(|a| a.as_path.clone()),
+                want_path,
+                "observer's view of {} after {:?}",
+                p,
+                op
+            );
             let got: Vec<PathSource> = rib
                 .best(&p)
                 .map(|c| c.paths.iter().map(|x| x.source).collect())

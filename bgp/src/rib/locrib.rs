@@ -134,11 +134,15 @@ fn reselect(cfg: &RibConfig, peers: &[Slot], e: &mut Entry) -> Outcome {
         if same {
             return Outcome::Unchanged;
         }
+        let best_changed = match (e.cands.first(), e.selected.first()) {
+            (Some(c), Some((s, a))) => c.source != *s || !c.attrs.ptr_eq(a),
+            _ => true,
+        };
         e.selected = match e.cands.first() {
             Some(c) => Selection::One((c.source, c.attrs.clone())),
             None => Selection::Empty,
         };
-        return Outcome::Changed(Some(e.selected.first().cloned()));
+        return Outcome::Changed(best_changed.then(|| e.selected.first().cloned()));
     }
     let f: Vec<PathFacts> = e.cands.iter().map(|c| facts(cfg, peers, c)).collect();
     let sel = decision::select(&f);
