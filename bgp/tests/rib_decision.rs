@@ -201,3 +201,15 @@ fn changes_round_trip_through_serde() {
     let back: Vec<RibChange> = serde_json::from_str(&json).expect("de");
     assert_eq!(back, ch);
 }
+
+#[test]
+fn local_prefixes_are_stored_without_host_bits() {
+    let mut rib = rib();
+    let ch = rib
+        .originate(net("10.8.0.77/26"), PathAttributes::default())
+        .expect("originate");
+    assert_eq!(ch[0].prefix, net("10.8.0.64/26"));
+    assert!(rib.best(&net("10.8.0.64/26")).is_some());
+    assert_eq!(rib.withdraw_local(net("10.8.0.65/26")).len(), 1);
+    assert_eq!(rib.loc_rib_len(), 0);
+}

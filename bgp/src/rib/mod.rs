@@ -156,6 +156,11 @@ impl std::fmt::Debug for Rib {
     }
 }
 
+/// `prefix` with its host bits cleared (the codec already delivers received prefixes so).
+fn canonical(prefix: IpNetwork) -> IpNetwork {
+    IpNetwork::new(prefix.network(), prefix.prefix()).unwrap_or(prefix)
+}
+
 fn family_of(p: &IpNetwork) -> Afi {
     if p.is_ipv6() {
         Afi::Ipv6Unicast
@@ -356,13 +361,15 @@ impl Rib {
         Ok(changes)
     }
 
-    /// Originates (or replaces) a local route. A missing ORIGIN becomes IGP; a missing next
-    /// hop means "self" on export. A next hop of the other family is an error.
+    /// Originates (or replaces) a local route. Host bits of `prefix` are cleared. A missing
+    /// ORIGIN becomes IGP; a missing next hop means "self" on export. A next hop of the
+    /// other family is an error.
     pub fn originate(
         &mut self,
         prefix: IpNetwork,
         mut attrs: PathAttributes,
     ) -> Result<Vec<RibChange>, RibError> {
+        let prefix = canonical(prefix);
         attrs.origin.get_or_insert(Origin::Igp);
         let v6 = prefix.is_ipv6();
         let next_hop = match (attrs.next_hop, attrs.mp_next_hop) {
@@ -388,7 +395,7 @@ impl Rib {
     /// Withdraws a locally originated route (no-op if there is none).
     pub fn withdraw_local(&mut self, prefix: IpNetwork) -> Vec<RibChange> {
         let mut changes = Vec::new();
-        self.remove_candidate(prefix, PathSource::Local, &mut changes);
+        self.remove_candidate(canonical(prefix), PathSource::Local, &mut changes);
         changes
     }
 
