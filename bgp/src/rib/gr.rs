@@ -32,21 +32,7 @@ impl Rib {
     ) -> Result<Vec<RibChange>, RibError> {
         let keep = families.to_vec();
         let changes = self.flush_peer(peer, |p| !keep.contains(&family_of(p)))?;
-        let src = PathSource::Peer(peer);
-        let mut marked = 0;
-        let Some(Some(p)) = self.peers.get(peer.0 as usize) else {
-            return Err(RibError::UnknownPeer { peer });
-        };
-        for prefix in &p.adj_in {
-            if let Some(e) = self.table.get_mut(prefix)
-                && let Some(c) = e.cands.iter_mut().find(|c| c.source == src)
-                && !c.stale
-            {
-                c.stale = true;
-                marked += 1;
-            }
-        }
-        self.peer_mut(peer)?.stale += marked;
+        self.mark_stale(peer, None)?;
         Ok(changes)
     }
 
@@ -79,6 +65,24 @@ impl Rib {
         self.sweep_stale(peer, family)
     }
 
+    /// Marks the peer's routes of `family` (all when `None`) stale.
+    fn mark_stale(&mut self, peer: PeerId, family: Option<Afi>) -> Result<(), RibError> {
+        self.peer(peer)?;
+        let src = PathSource::Peer(peer);
+        let mut marked = 0;
+        for (prefix, e) in self.table.iter_mut() {
+            if family.is_none_or(|f| family_of(prefix) == f)
+                && let Some(c) = e.cands.iter_mut().find(|c| c.source == src)
+                && !c.stale
+            {
+                c.stale = true;
+                marked += 1;
+            }
+        }
+        self.peer_mut(peer)?.stale += marked;
+        Ok(())
+    }
+
     fn sweep_stale(
         &mut self,
         peer: PeerId,
@@ -90,19 +94,9 @@ impl Rib {
             return Ok(changes);
         }
         let src = PathSource::Peer(peer);
-        let mut victims: Vec<IpNetwork> = p
-            .adj_in
-            .iter()
-            .filter(|x| family.is_none_or(|f| family_of(x) == f))
-            .filter(|x| {
-                self.table
-                    .get(x)
-                    .and_then(|e| e.cands.iter().find(|c| c.source == src))
-                    .is_some_and(|c| c.stale)
-            })
-            .copied()
-            .collect();
-        victims.sort_unstable();
+        let victims = self.prefixes_of(src, |p, c| {
+            c.stale && family.is_none_or(|f| family_of(p) == f)
+        });
         for prefix in victims {
             self.remove_candidate(prefix, src, &mut changes);
         }
@@ -190,21 +184,7 @@ impl Rib {
         match rr.subtype {
             0 => self.route_refresh(peer, rr.afi).map(|()| Vec::new()),
             1 => {
-                let src = PathSource::Peer(peer);
-                let Some(Some(p)) = self.peers.get(peer.0 as usize) else {
-                    return Err(RibError::UnknownPeer { peer });
-                };
-                let mut marked = 0;
-                for prefix in p.adj_in.iter().filter(|x| family_of(x) == rr.afi) {
-                    if let Some(e) = self.table.get_mut(prefix)
-                        && let Some(c) = e.cands.iter_mut().find(|c| c.source == src)
-                        && !c.stale
-                    {
-                        c.stale = true;
-                        marked += 1;
-                    }
-                }
-                self.peer_mut(peer)?.stale += marked;
+                self.mark_stale(peer, Some(rr.afi))?;
                 Ok(Vec::new())
             }
             2 => self.sweep_stale(peer, Some(rr.afi)),

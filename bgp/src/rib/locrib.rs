@@ -188,20 +188,24 @@ impl Rib {
             PathSource::Peer(id) => peers.get_mut(id.0 as usize).and_then(Option::as_mut),
             PathSource::Local => None,
         };
-        if let Some(p) = from.as_mut() {
-            p.adj_in.insert(prefix);
-        }
         // One table lookup for the whole update of this prefix.
         let e = table.entry(prefix).or_default();
-        let was_stale = match e.cands.iter_mut().find(|x| x.source == source) {
-            Some(old) => std::mem::replace(old, c).stale,
-            None => {
-                e.cands.push(c);
-                false
+        match e.cands.iter_mut().find(|x| x.source == source) {
+            Some(old) => {
+                if std::mem::replace(old, c).stale
+                    && let Some(p) = from.as_mut()
+                {
+                    p.stale -= 1;
+                }
             }
-        };
-        if was_stale && let Some(p) = from {
-            p.stale -= 1;
+            None => {
+                // Most prefixes have one candidate: do not let `push` reserve four.
+                e.cands.reserve_exact(1);
+                e.cands.push(c);
+                if let Some(p) = from.as_mut() {
+                    p.received += 1;
+                }
+            }
         }
         if *deferring {
             dirty.insert(prefix);
@@ -230,7 +234,7 @@ impl Rib {
         if let PathSource::Peer(id) = source
             && let Some(Some(p)) = self.peers.get_mut(id.0 as usize)
         {
-            p.adj_in.remove(&prefix);
+            p.received -= 1;
             if old.stale {
                 p.stale -= 1;
             }
@@ -376,6 +380,24 @@ impl Rib {
         }
     }
 
+    /// The prefixes (sorted, so events come in the same order on every run) where `src`
+    /// has a candidate satisfying `keep`. A scan of the Loc-RIB: used on peer-down, sweeps
+    /// and queries, never per prefix.
+    pub(super) fn prefixes_of(
+        &self,
+        src: PathSource,
+        keep: impl Fn(&IpNetwork, &Candidate) -> bool,
+    ) -> Vec<IpNetwork> {
+        let mut v: Vec<IpNetwork> = self
+            .table
+            .iter()
+            .filter(|(p, e)| e.cands.iter().any(|c| c.source == src && keep(p, c)))
+            .map(|(p, _)| *p)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Ends the session state of `peer` and removes its candidates whose prefix matches
     /// `which`.
     pub(super) fn flush_peer(
@@ -388,9 +410,7 @@ impl Rib {
         p.out.clear();
         p.cache.clear();
         p.eor_seen.clear();
-        let mut victims: Vec<IpNetwork> = p.adj_in.iter().filter(|x| which(x)).copied().collect();
-        // Sorted: change events come in the same order on every run (replayable logs).
-        victims.sort_unstable();
+        let victims = self.prefixes_of(PathSource::Peer(peer), |p, _| which(p));
         let mut changes = Vec::new();
         for prefix in victims {
             self.remove_candidate(prefix, PathSource::Peer(peer), &mut changes);

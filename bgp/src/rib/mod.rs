@@ -92,8 +92,8 @@ struct Peer {
     session: Option<Negotiated>,
     /// BGP identifier of the last session (kept for stale routes' tie-breaks).
     router_id: Ipv4Addr,
-    /// Prefixes with a candidate from this peer (the Adj-RIB-In index).
-    adj_in: FastSet<IpNetwork>,
+    /// Prefixes with a candidate from this peer (its Adj-RIB-In lives in the candidates).
+    received: usize,
     stale: usize,
     rejected: u64,
     last_reject: Option<RejectReason>,
@@ -209,7 +209,7 @@ impl Rib {
             cfg,
             session: None,
             router_id: Ipv4Addr::UNSPECIFIED,
-            adj_in: FastSet::default(),
+            received: 0,
             stale: 0,
             rejected: 0,
             last_reject: None,
@@ -454,11 +454,13 @@ impl Rib {
             .count()
     }
 
-    /// The peer's Adj-RIB-In: every accepted prefix with its path and stale flag.
+    /// The peer's Adj-RIB-In: every accepted prefix (sorted) with its path and stale flag.
+    /// Scans the Loc-RIB: for status and tests, not for per-UPDATE use.
     pub fn adj_rib_in(&self, peer: PeerId) -> Result<Vec<(IpNetwork, RoutePath, bool)>, RibError> {
-        let p = self.peer(peer)?;
+        self.peer(peer)?;
         let src = PathSource::Peer(peer);
-        Ok(p.adj_in
+        Ok(self
+            .prefixes_of(src, |_, _| true)
             .iter()
             .filter_map(|pfx| {
                 let c = self
@@ -491,7 +493,7 @@ impl Rib {
     pub fn peer_stats(&self, peer: PeerId) -> Result<PeerStats, RibError> {
         let p = self.peer(peer)?;
         Ok(PeerStats {
-            received: p.adj_in.len(),
+            received: p.received,
             stale: p.stale,
             advertised: p.out.sent().len(),
             rejected: p.rejected,
