@@ -2,9 +2,11 @@
 //! process for a touched prefix, reporting ECMP-set changes, and pushing a changed best path
 //! into every Established peer's Adj-RIB-Out through the export rules. Pure.
 //!
-//! The hot path (one announced prefix) does one lookup in the prefix table, no allocation
-//! besides the reported [`RibChange`] for single-candidate prefixes, and one cached
-//! export transformation lookup per peer.
+//! The hot path (one announced prefix) does one lookup in the prefix table, allocates only
+//! the candidate slot of a new prefix and the reported [`RibChange`] (single-candidate
+//! prefixes run no decision and keep their selection inline), and one cached export
+//! transformation lookup per peer. Each peer's Adj-RIB-In is its candidates in this table;
+//! peer-down, stale sweeps and queries scan the table instead of keeping a second index.
 
 use std::net::{IpAddr, Ipv4Addr};
 
