@@ -7,12 +7,13 @@
 //! cargo run -p tortie-bgp --example peer -- --local-as 64512 --router-id 10.0.0.1 \
 //!     --peer 10.0.0.2 --peer-as 64513 [--port 179] [--password X] [--passive] \
 //!     [--listen 0.0.0.0:179 | --no-listen] [--hold-time 90] [--graceful-restart 120] \
-//!     --originate 10.244.1.0/26 [--originate 10.244.2.0/26 ...]
+//!     [--quiet] --originate 10.244.1.0/26 [--originate 10.244.2.0/26 ...]
 //! ```
 //!
 //! Output lines: `peer 10.0.0.2 Connect -> Established (Established)` when the session
 //! changes state, `route + 10.245.0.0/26 via 10.0.0.2 as-path [64513]` when a route is
-//! learned or changes, `route - 10.245.0.0/26` when it is withdrawn.
+//! learned or changes, `route - 10.245.0.0/26` when it is withdrawn. With `--quiet`,
+//! `routes N` (the number of learned prefixes) replaces the per-route lines.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -57,6 +58,9 @@ struct Args {
     /// Prefix to originate (repeatable).
     #[arg(long)]
     originate: Vec<IpNetwork>,
+    /// Print `routes N` (learned prefixes) when it changes instead of every route.
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn as_path(path: &[AsSegment]) -> String {
@@ -108,6 +112,8 @@ async fn main() -> Result<()> {
     let mut routes = speaker.subscribe_routes().await?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last = None;
+    let mut learned = std::collections::HashSet::new();
+    let mut printed = 0;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
@@ -115,6 +121,10 @@ async fn main() -> Result<()> {
                 return Ok(());
             }
             _ = tick.tick() => {
+                if args.quiet && learned.len() != printed {
+                    printed = learned.len();
+                    println!("routes {printed}");
+                }
                 for row in speaker.peer_states().await? {
                     let now = (row.state, row.info.clone());
                     if last.as_ref() != Some(&now) {
@@ -125,6 +135,13 @@ async fn main() -> Result<()> {
                 }
             }
             ev = routes.recv() => match ev {
+                Some(RouteEvent::Changed(c)) if args.quiet => {
+                    if c.best().is_some_and(|b| b.peer_address.is_some()) {
+                        learned.insert(c.prefix);
+                    } else {
+                        learned.remove(&c.prefix);
+                    }
+                }
                 Some(RouteEvent::Changed(c)) => match c.best() {
                     Some(best) if best.peer_address.is_some() => {
                         let nh = best.next_hop.map_or("-".to_string(), |n| n.to_string());
