@@ -336,3 +336,77 @@ fn bird_over_an_ipv6_session_and_dual_stack_listener() -> Result<()> {
     assert_eq!(r.from.as_deref(), Some("tortie6"));
     Ok(())
 }
+
+#[test]
+fn bird_route_refresh_is_answered_without_a_reset() -> Result<()> {
+    let (_lab, us, bh) = lab("bbrefresh")?;
+    let cap = bh.capture("refresh", "eth0", "tcp port 179")?;
+    let mut bc = BirdConfig::new(ip(BIRD).to_string().parse()?, 64513);
+    bc.neighbors.push(bird_neighbor(64512));
+    let bird = Bird::start(&bh, bc)?;
+    let ours = Ours::start(&us, speaker_config(64512, US, None)?)?;
+    ours.add_peer(peer_config(BIRD, 64513)?)?;
+    ours.originate("10.244.10.0/26")?;
+    let up = ours.wait_established(ip(BIRD))?;
+    wait_some("ours in BIRD", UP, || {
+        bird_route(&bird, "master4", "10.244.10.0/26")
+    })?;
+
+    // BIRD asks for our routes again (ROUTE-REFRESH); we answer on the same session.
+    let out = bird.birdc("reload in tortie")?;
+    assert!(!out.contains("error"), "{out}");
+    holds_for(Duration::from_secs(2), POLL, || -> Result<()> {
+        let row = ours.peer(ip(BIRD))?;
+        if row.state != State::Established || row.since != up.since {
+            bail!("session reset by the refresh: {row:?}");
+        }
+        let (r, _) = bird_route(&bird, "master4", "10.244.10.0/26")?;
+        if r.is_none() {
+            bail!("route gone from BIRD after the refresh");
+        }
+        Ok(())
+    })?;
+
+    // On the wire: BIRD sent a ROUTE-REFRESH, and we announced our prefix twice (the
+    // initial dump and the answer), framed by BoRR/EoRR when enhanced refresh is on.
+    let streams = testlab::capture::tcp_streams(&cap.stop()?);
+    let ctx = tortie_bgp::wire::Ctx {
+        four_octet_as: true,
+        ..Default::default()
+    };
+    let decode = |from: &str| -> Vec<tortie_bgp::msg::Message> {
+        streams
+            .iter()
+            .filter(|((src, _), _)| src.ip() == ip(from))
+            .flat_map(|(_, bytes)| testlab::capture::split_bgp(bytes))
+            .filter_map(|m| tortie_bgp::wire::decode_message(&m, &ctx).ok())
+            .map(|d| d.message)
+            .collect()
+    };
+    use tortie_bgp::msg::Message;
+    let from_bird = decode(BIRD);
+    let from_us = decode(US);
+    assert!(
+        from_bird
+            .iter()
+            .any(|m| matches!(m, Message::RouteRefresh(r) if r.subtype == 0)),
+        "BIRD sent no ROUTE-REFRESH: {from_bird:?}"
+    );
+    let ours_prefix: ipnetwork::IpNetwork = "10.244.10.0/26".parse()?;
+    let announced = from_us
+        .iter()
+        .filter(|m| matches!(m, Message::Update(u) if u.announced.contains(&ours_prefix)))
+        .count();
+    assert_eq!(announced, 2, "initial dump + refresh answer: {from_us:?}");
+    let borr = from_us
+        .iter()
+        .position(|m| matches!(m, Message::RouteRefresh(r) if r.subtype == 1));
+    let eorr = from_us
+        .iter()
+        .position(|m| matches!(m, Message::RouteRefresh(r) if r.subtype == 2));
+    if let (Some(b), Some(e)) = (borr, eorr) {
+        assert!(b < e, "BoRR before EoRR");
+    }
+    assert!(bird.protocol_state("tortie")?.is_established());
+    Ok(())
+}
