@@ -229,3 +229,39 @@ async fn refused_connection_shows_as_calico_does() -> Result<()> {
     assert_eq!(row.prefixes_received, 0);
     Ok(())
 }
+
+/// Garbage from a configured peer's address: we answer with the header-error
+/// NOTIFICATION, close, and the peer row names the error.
+#[tokio::test]
+async fn garbage_from_a_peer_gets_a_notification() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut ca = SpeakerConfig::new(64512, Ipv4Addr::new(1, 1, 1, 1));
+    ca.listen = Some(SocketAddr::new(A, 0));
+    let a = Speaker::start(ca).await?;
+    let port = a.listen_addr().context("listens")?.port();
+    let mut p = PeerConfig::new(B, 64513);
+    p.passive = true;
+    a.add_peer(p).await?;
+
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::new(B, 0))?;
+    let mut stream = sock.connect(SocketAddr::new(A, port)).await?;
+    stream.write_all(&[0x42; 40]).await?;
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut got)).await??;
+    let msgs = got.len();
+    assert!(
+        msgs >= 19 + 29,
+        "OPEN then NOTIFICATION expected, got {msgs} bytes"
+    );
+    // The last message is the NOTIFICATION: type 3, code 1 (header), subcode 1.
+    let tail = &got[got.len() - 21..];
+    assert_eq!(&tail[..16], &[0xff; 16]);
+    assert_eq!(&tail[18..21], &[3, 1, 1], "{got:?}");
+    let row = wait_status(&a, "error shown", |r| r.last_error.is_some()).await?;
+    assert_eq!(
+        row.last_error.as_deref(),
+        Some("Sent: Connection not synchronized")
+    );
+    Ok(())
+}
