@@ -5,6 +5,6 @@
 
 pub mod fsm;
 pub mod msg;
+pub mod rib;
 pub mod speaker;
 pub mod wire;
-pub mod rib;
