@@ -180,7 +180,7 @@ fn scale(lab: &Lab, backend: Backend, n_ep: usize, n_pol: usize) -> Result<()> {
     };
     row("program from scratch", from_scratch, &full);
 
-    let mut step = |name: &str, inp: &PolicyInput, felix: &mut Programmer| -> Result<()> {
+    let step = |name: &str, inp: &PolicyInput, felix: &mut Programmer| -> Result<()> {
         let t = Instant::now();
         let rs = policy::build(inp);
         let s = felix.apply(&rs)?;
