@@ -241,7 +241,7 @@ fn scale(lab: &Lab, backend: Backend, n_ep: usize, n_pol: usize) -> Result<()> {
     }
     let per_rule = t.elapsed() / done.max(1) as u32;
     println!(
-        "\nNaive baseline: {done} rules one `{}` process each: {} per rule (empty table) ⇒ {total_rules} rules ≈ {:.1} s (a lower bound: per-rule cost grows with table size), vs {} with one restore per table ({:.0}× faster).",
+        "\nNaive baseline: {done} rules one `{}` process each: {} per rule (all chains created, no other rules) ⇒ {total_rules} rules ≈ {:.1} s (a lower bound: per-rule cost grows with table size), vs {} with one restore per table ({:.0}× faster).",
         backend.iptables(),
         ms(per_rule),
         per_rule.as_secs_f64() * total_rules as f64,
