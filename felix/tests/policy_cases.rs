@@ -164,6 +164,8 @@ spec:
             udp("dev/client", "out1", 53, true),
             tcp("dev/client", "prod/db", 80, false),
             tcp("prod/web", "prod/db", 80, true),
+            // A pod always reaches its own node, whatever its egress policy.
+            tcp("dev/client", "node", 80, true),
         ],
     ));
 

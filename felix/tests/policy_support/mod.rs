@@ -44,6 +44,8 @@ pub struct Outside {
 
 pub struct PolicyLab {
     pub node: Host,
+    /// Servers on the node's own address (pod → node probes).
+    pub node_servers: Vec<Server>,
     pub pods: BTreeMap<String, Pod>,
     pub outside: BTreeMap<String, Outside>,
     pub input: PolicyInput,
@@ -80,6 +82,7 @@ impl PolicyLab {
         node.sysctl("net/ipv4/ip_forward", "1")?;
         // Something must route 169.254.1.1 for proxy ARP to answer the pods' gateway.
         node.ip(&["route", "add", "default", "dev", "eth0"])?;
+        let node_servers = servers_on(&node, NODE_IP.parse()?)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -157,6 +160,7 @@ impl PolicyLab {
         let felix = Programmer::detect(Runner::in_netns(node.netns()))?;
         Ok(PolicyLab {
             node,
+            node_servers,
             pods: pod_map,
             outside: out_map,
             input,
