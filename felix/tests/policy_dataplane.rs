@@ -459,3 +459,58 @@ fn vxlan_accepted_only_from_known_nodes_and_never_from_pods() {
     let fails = check(&lab, "vxlan", &probes);
     assert!(fails.is_empty(), "{fails:?}");
 }
+
+#[test]
+fn restart_reads_the_kernel_first_and_holds_deletes_until_in_sync() {
+    let mut lab = two_pods("polrestart", false);
+    let pol_a = np(r#"
+metadata: {name: a, namespace: prod}
+spec: {podSelector: {matchLabels: {role: web}}, ingress: [{from: [{podSelector: {}}]}]}
+"#);
+    let pol_b = np(r#"
+metadata: {name: b, namespace: prod}
+spec: {podSelector: {matchLabels: {role: db}}, policyTypes: [Ingress]}
+"#);
+    lab.set_policies(vec![pol_a.clone(), pol_b])
+        .expect("program");
+    let b_chain = tortie_felix::policy::names::policy_in_chain("prod", "b");
+
+    // A restarted felix with the same input writes nothing (no flap).
+    let rs = lab.ruleset();
+    let mut restarted = tortie_felix::iptables::Programmer::new(
+        Runner::in_netns(lab.node.netns()),
+        lab.felix.backend(),
+    );
+    assert!(restarted.apply(&rs).expect("apply").is_noop());
+
+    // Restarted again, before in-sync, with policy b not listed yet: nothing is deleted.
+    let mut restarted = tortie_felix::iptables::Programmer::new(
+        Runner::in_netns(lab.node.netns()),
+        lab.felix.backend(),
+    );
+    restarted.set_deletes(false);
+    lab.input.policies = vec![pol_a];
+    let partial = lab.ruleset();
+    let held = restarted.apply(&partial).expect("apply");
+    assert_eq!(
+        (held.chains_deleted, held.sets_destroyed),
+        (0, 0),
+        "{held:?}"
+    );
+    assert!(lab.save("filter", false).unwrap().contains(&b_chain));
+    // In sync: stale state goes.
+    restarted.set_deletes(true);
+    let done = restarted.apply(&partial).expect("apply");
+    assert!(done.chains_deleted >= 1, "{done:?}");
+    assert!(!lab.save("filter", false).unwrap().contains(&b_chain));
+    let fails = check(
+        &lab,
+        "after-in-sync",
+        &[
+            tcp("dev/client", "prod/db", 80, true),
+            tcp("dev/client", "prod/web", 80, false),
+            tcp("prod/db", "prod/web", 80, true),
+        ],
+    );
+    assert!(fails.is_empty(), "{fails:?}");
+}

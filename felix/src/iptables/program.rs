@@ -48,6 +48,7 @@ pub struct Programmer {
     backend: Backend,
     tables: BTreeMap<Table, SavedTable>,
     sets: Option<SavedSets>,
+    deletes: bool,
 }
 
 impl Programmer {
@@ -57,6 +58,7 @@ impl Programmer {
             backend,
             tables: BTreeMap::new(),
             sets: None,
+            deletes: true,
         }
     }
 
@@ -72,6 +74,13 @@ impl Programmer {
 
     pub fn runner(&self) -> &Runner {
         &self.runner
+    }
+
+    /// Hold back (`false`) or allow (`true`, the default) deleting our chains, hooks and
+    /// ipsets that are no longer desired. Felix holds them after a restart until its
+    /// input is in sync, so a half-listed datastore never removes working state.
+    pub fn set_deletes(&mut self, allow: bool) {
+        self.deletes = allow;
     }
 
     /// Forget the cached kernel view; the next apply reads everything back.
@@ -102,7 +111,11 @@ impl Programmer {
             Some(s) => s,
             None => ipset::parse(&self.runner.run("ipset", &["save"], None)?),
         };
-        let set_plan = ipset::plan(&desired.ipsets, &actual_sets);
+        let mut set_plan = ipset::plan(&desired.ipsets, &actual_sets);
+        if !self.deletes {
+            set_plan.after.clear();
+            set_plan.destroyed = 0;
+        }
         if !set_plan.before.is_empty() {
             self.runner
                 .run("ipset", &["-exist", "restore"], Some(&set_plan.before))?;
@@ -123,7 +136,7 @@ impl Programmer {
                     save::parse(&text, table.name())
                 }
             };
-            let plan = plan_table(table.name(), want, &actual);
+            let plan = plan_table(table.name(), want, &actual, self.deletes);
             if plan.is_empty() {
                 self.tables.insert(table, actual);
                 continue;
@@ -141,7 +154,10 @@ impl Programmer {
             if plan.hooks_fixed == 0 {
                 // Our chains are now exactly as desired; kernel chains unchanged.
                 let mut next = actual;
-                next.chains.retain(|c, _| !c.starts_with("cali-"));
+                let keep_stale = !self.deletes;
+                next.chains.retain(|c, _| {
+                    !c.starts_with("cali-") || (keep_stale && !want.chains.contains_key(c))
+                });
                 for (chain, rules) in &want.chains {
                     let saved = hash_rules(chain, rules)
                         .into_iter()
@@ -163,6 +179,9 @@ impl Programmer {
         }
         stats.sets_destroyed = set_plan.destroyed;
         let mut now = SavedSets::default();
+        if !self.deletes {
+            now.sets = actual_sets.sets.clone();
+        }
         for (name, spec) in &desired.ipsets {
             let members = spec.members.iter().map(|m| ipset::normalize(m)).collect();
             now.sets.insert(name.clone(), (Some(spec.kind), members));

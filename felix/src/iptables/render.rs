@@ -56,8 +56,16 @@ impl TablePlan {
     }
 }
 
-/// Compare `desired` with `actual` and render the difference for `table`.
-pub fn plan_table(table: &str, desired: &TableRules, actual: &SavedTable) -> TablePlan {
+/// Compare `desired` with `actual` and render the difference for `table`. With
+/// `allow_deletes == false` (after a restart, before the datastore is in sync) our chains and
+/// hooks that are no longer wanted are left in place; everything else is still added
+/// and repaired.
+pub fn plan_table(
+    table: &str,
+    desired: &TableRules,
+    actual: &SavedTable,
+    allow_deletes: bool,
+) -> TablePlan {
     let mut plan = TablePlan::default();
     let mut decls = String::new();
     let mut deletes = String::new();
@@ -79,7 +87,7 @@ pub fn plan_table(table: &str, desired: &TableRules, actual: &SavedTable) -> Tab
         }
     }
     for chain in actual.our_chains() {
-        if !desired.chains.contains_key(chain) {
+        if allow_deletes && !desired.chains.contains_key(chain) {
             plan.chains_deleted += 1;
             let _ = writeln!(decls, ":{chain} - [0:0]");
             let _ = writeln!(drops, "-X {chain}");
@@ -89,7 +97,8 @@ pub fn plan_table(table: &str, desired: &TableRules, actual: &SavedTable) -> Tab
     // Kernel chains holding our hooks, plus kernel chains holding stale hooks of ours.
     let mut kernel: Vec<&str> = desired.hooks.keys().map(String::as_str).collect();
     for (chain, rules) in &actual.chains {
-        if !chain.starts_with("cali-")
+        if allow_deletes
+            && !chain.starts_with("cali-")
             && !desired.hooks.contains_key(chain)
             && rules.iter().any(|r| r.hash.is_some())
         {
@@ -191,7 +200,7 @@ mod tests {
 
     #[test]
     fn empty_kernel_gets_everything() {
-        let p = plan_table("filter", &desired(), &SavedTable::default());
+        let p = plan_table("filter", &desired(), &SavedTable::default(), true);
         assert_eq!(p.chains_written, 2);
         assert_eq!(p.rules_written, 4);
         assert_eq!(p.hooks_fixed, 1);
@@ -210,7 +219,7 @@ mod tests {
             &saved_after(&d, &["-j LOG", "-s 1.1.1.1/32 -j ACCEPT"]),
             "filter",
         );
-        let p = plan_table("filter", &d, &saved);
+        let p = plan_table("filter", &d, &saved, true);
         assert!(p.is_empty(), "{}", p.text);
     }
 
@@ -223,7 +232,7 @@ mod tests {
         let mut d = desired();
         d.chains
             .insert("cali-x".into(), vec![Rule::new("-j RETURN")]);
-        let p = plan_table("filter", &d, &saved);
+        let p = plan_table("filter", &d, &saved, true);
         assert_eq!(
             (p.chains_written, p.chains_deleted, p.hooks_fixed),
             (1, 1, 0)
@@ -232,6 +241,10 @@ mod tests {
         assert!(!p.text.contains(":cali-FORWARD"));
         assert!(p.text.contains("-X cali-gone\n"));
         assert!(!p.text.contains("-D FORWARD"));
+        // Before in-sync: the stale chain stays, the changed one is still rewritten.
+        let held = plan_table("filter", &d, &saved, false);
+        assert_eq!((held.chains_written, held.chains_deleted), (1, 0));
+        assert!(!held.text.contains("cali-gone"));
     }
 
     #[test]
@@ -244,7 +257,7 @@ mod tests {
             "-A FORWARD -s 9.9.9.9/32 -j DROP\n-A FORWARD -m comment",
             1,
         );
-        let p = plan_table("filter", &d, &parse(&text, "filter"));
+        let p = plan_table("filter", &d, &parse(&text, "filter"), true);
         assert_eq!(p.hooks_fixed, 1);
         assert_eq!(p.chains_written, 0);
         assert!(p.text.contains("-D FORWARD -m comment --comment \"cali:"));
@@ -259,7 +272,7 @@ mod tests {
             "-A cali-x -m comment",
             "-A cali-x -j LOG\n-A cali-x -m comment",
         );
-        let p = plan_table("filter", &d, &parse(&text, "filter"));
+        let p = plan_table("filter", &d, &parse(&text, "filter"), true);
         assert_eq!(p.chains_written, 1);
         assert!(p.text.contains(":cali-x - [0:0]"));
     }
