@@ -41,6 +41,17 @@ impl ApplyStats {
     }
 }
 
+/// Hashed rules as they read back after being written.
+fn saved(chain: &str, rules: &[crate::policy::model::Rule]) -> Vec<SavedRule> {
+    hash_rules(chain, rules)
+        .into_iter()
+        .map(|h| SavedRule {
+            hash: Some(h.hash),
+            spec: h.line,
+        })
+        .collect()
+}
+
 /// Programs one network namespace's iptables and ipsets.
 #[derive(Debug)]
 pub struct Programmer {
@@ -151,26 +162,36 @@ impl Programmer {
             stats.rules_written += plan.rules_written;
             stats.chains_deleted += plan.chains_deleted;
             stats.hooks_fixed += plan.hooks_fixed;
-            if plan.hooks_fixed == 0 {
-                // Our chains are now exactly as desired; kernel chains unchanged.
-                let mut next = actual;
-                let keep_stale = !self.deletes;
-                next.chains.retain(|c, _| {
-                    !c.starts_with("cali-") || (keep_stale && !want.chains.contains_key(c))
-                });
-                for (chain, rules) in &want.chains {
-                    let saved = hash_rules(chain, rules)
-                        .into_iter()
-                        .map(|h| SavedRule {
-                            hash: Some(h.hash),
-                            spec: h.line,
-                        })
-                        .collect();
-                    next.chains.insert(chain.clone(), saved);
-                }
-                self.tables.insert(table, next);
+            // The kernel now holds exactly what the plan wrote: keep that as the cached
+            // view so the next change needs no read-back.
+            let keep_stale = !self.deletes;
+            let mut next = actual;
+            next.chains.retain(|c, _| {
+                !c.starts_with("cali-") || (keep_stale && !want.chains.contains_key(c))
+            });
+            for (chain, rules) in &want.chains {
+                next.chains.insert(chain.clone(), saved(chain, rules));
             }
-            // After re-placing hooks, positions are read back next time.
+            if plan.hooks_fixed > 0 {
+                for (kchain, rules) in next.chains.iter_mut() {
+                    if kchain.starts_with("cali-") {
+                        continue;
+                    }
+                    let hooks = want.hooks.get(kchain);
+                    if hooks.is_none() && (keep_stale || rules.iter().all(|r| r.hash.is_none())) {
+                        continue;
+                    }
+                    // Re-placed hooks: ours inserted on top, others' rules in their order,
+                    // our appended ones after them.
+                    let mut placed = hooks.map(|h| saved(kchain, &h.insert)).unwrap_or_default();
+                    placed.extend(rules.drain(..).filter(|r| r.hash.is_none()));
+                    if let Some(h) = hooks {
+                        placed.extend(saved(&format!("{kchain}/append"), &h.append));
+                    }
+                    *rules = placed;
+                }
+            }
+            self.tables.insert(table, next);
         }
 
         if !set_plan.after.is_empty() {
