@@ -67,6 +67,9 @@ struct Args {
     /// --callgrind-out-file=/tmp/cg.out"` (then its times and memory are valgrind's).
     #[arg(long, default_value = "")]
     wrap: String,
+    /// Tokio worker threads of tortie's receiver (0: current-thread runtime).
+    #[arg(long, default_value_t = 2)]
+    tortie_threads: usize,
     /// Comma-separated receivers (tortie, bird, gobgp, frr); default all four.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -87,6 +90,9 @@ enum Mode {
         peer_as: u32,
         #[arg(long)]
         prefixes: u32,
+        /// Tokio worker threads (0: a current-thread runtime).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
 }
 
@@ -103,9 +109,19 @@ fn main() -> Result<()> {
         peer,
         peer_as,
         prefixes,
+        threads,
     }) = args.mode
     {
-        let rt = tokio::runtime::Runtime::new()?;
+        let rt = if threads == 0 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()?
+        };
         return rt.block_on(receive(local_as, router_id, peer, peer_as, prefixes));
     }
     orchestrate(&args)
@@ -288,7 +304,7 @@ fn run_once(kind: Kind, table: &Arc<Table>, args: &Args, exe: &std::path::Path) 
         prefixes: table.prefixes,
     };
     let wrap: Vec<String> = args.wrap.split_whitespace().map(String::from).collect();
-    let rx = Receiver::start(kind, &rx_host, session, exe, &wrap)?;
+    let rx = Receiver::start(kind, &rx_host, session, exe, &wrap, args.tortie_threads)?;
     let start_rss = sum_kib(&rx, testlab::Proc::rss_kib);
     let sent = inj
         .wait_sent(Duration::from_secs(30))

@@ -79,6 +79,7 @@ impl Receiver {
         s: Session,
         self_exe: &Path,
         wrap: &[String],
+        threads: usize,
     ) -> Result<Receiver> {
         let inj = IpAddr::V4(s.injector);
         Ok(match kind {
@@ -103,6 +104,8 @@ impl Receiver {
                     s.injector_as.to_string(),
                     "--prefixes".into(),
                     s.prefixes.to_string(),
+                    "--threads".into(),
+                    threads.to_string(),
                 ]);
                 let p = host.spawn("tortie-receiver", &program, &args)?;
                 testlab::wait_until(Duration::from_secs(60), Duration::from_millis(5), || {
