@@ -455,3 +455,106 @@ pub fn format_usage(u: &Usage, show_blocks: bool) -> String {
         &rows,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tortie_crds::{AllocationAttribute, BlockAffinitySpec, IpamBlockSpec, IpamHandleSpec};
+
+    fn attr(h: &str) -> AllocationAttribute {
+        AllocationAttribute {
+            handle_id: Some(h.into()),
+            secondary: None,
+        }
+    }
+
+    fn aff(node: &str, cidr: &str, state: AffinityState) -> BlockAffinity {
+        let cidr: IpNetwork = cidr.parse().unwrap();
+        BlockAffinity::new(
+            &BlockAffinity::name_for(node, &cidr),
+            BlockAffinitySpec {
+                state,
+                node: node.into(),
+                cidr,
+                deleted: false,
+            },
+        )
+    }
+
+    fn handle(h: &str, cidr: &str, n: usize) -> IpamHandle {
+        IpamHandle::new(
+            &IpamHandle::name_for(h),
+            IpamHandleSpec {
+                handle_id: h.into(),
+                block: [(cidr.to_string(), n)].into(),
+                deleted: false,
+            },
+        )
+    }
+
+    #[test]
+    fn consistent_state_is_clean_and_each_fault_is_named() {
+        let mut b1 = IpamBlockSpec::empty("10.0.0.0/30".parse().unwrap(), Some("n1"));
+        block::assign(&mut b1, 1, &attr("h1")).unwrap();
+        let good = Snapshot {
+            pools: vec![],
+            blocks: vec![IpamBlock::new("b1", b1.clone())],
+            affinities: vec![aff("n1", "10.0.0.0/30", AffinityState::Confirmed)],
+            handles: vec![handle("h1", "10.0.0.0/30", 1)],
+        };
+        let r = check_snapshot(&good, None);
+        assert!(r.is_clean(), "{}", format_report(&r));
+        assert_eq!(r.allocated, 1);
+
+        // Overlapping block holding the same address, no affinity, no handle.
+        let mut b2 = IpamBlockSpec::empty("10.0.0.0/31".parse().unwrap(), None);
+        block::assign(&mut b2, 1, &attr("h2")).unwrap();
+        let mut bad = good.clone();
+        bad.blocks.push(IpamBlock::new("b2", b2));
+        bad.affinities
+            .push(aff("n2", "10.9.0.0/30", AffinityState::Pending));
+        bad.handles.push(handle("h3", "10.0.0.0/30", 2));
+        let r = check_snapshot(&bad, None);
+        assert_eq!(r.allocated_twice.len(), 1, "{}", format_report(&r));
+        assert_eq!(r.allocated_twice[0].subject, "10.0.0.0");
+        assert_eq!(r.blocks_without_affinity.len(), 1);
+        assert_eq!(r.affinities_without_blocks.len(), 1);
+        assert_eq!(r.dangling_handles.len(), 1);
+        assert!(r.leaked.iter().any(|f| f.subject == "handle h2"), "{r:?}");
+        let text = format_report(&r);
+        assert!(
+            text.contains("Check FAILED") && text.contains("handle h3"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn usage_table_counts_blocks_and_owners() {
+        let pool = IpPool::new(
+            "p",
+            tortie_crds::IpPoolSpec::new("10.0.0.0/24".parse().unwrap()),
+        );
+        let mut b1 = IpamBlockSpec::empty("10.0.0.0/26".parse().unwrap(), Some("n1"));
+        block::assign(&mut b1, 3, &attr("h")).unwrap();
+        let snap = Snapshot {
+            pools: vec![pool],
+            blocks: vec![IpamBlock::new("b1", b1)],
+            ..Snapshot::default()
+        };
+        let u = usage_of(&snap);
+        assert_eq!(u.pools[0].total, 256);
+        assert_eq!(u.pools[0].used, 3);
+        assert_eq!(u.pools[0].blocks, 1);
+        let t = format_usage(&u, true);
+        assert!(t.contains("| IP Pool  | 10.0.0.0/24 | 256"), "{t}");
+        assert!(
+            t.contains("| Block    | 10.0.0.0/26 | 64        | 3 (4%)"),
+            "{t}"
+        );
+        assert!(t.contains("| n1"), "{t}");
+        assert!(
+            !format_usage(&u, false).contains("Block "),
+            "blocks without --show-blocks"
+        );
+    }
+}

@@ -180,11 +180,20 @@ pub fn plan(
             }
         }
     }
+    let mut orphans = BTreeSet::new();
     for a in &snap.affinities {
         if !live.nodes.contains(&a.spec.node) {
-            p.orphan_affinities.push((a.spec.node.clone(), a.spec.cidr));
+            orphans.insert((a.spec.node.clone(), a.spec.cidr));
         }
     }
+    for b in &snap.blocks {
+        if let Some(n) = b.spec.affinity_node()
+            && !live.nodes.contains(n)
+        {
+            orphans.insert((n.to_string(), b.spec.cidr));
+        }
+    }
+    p.orphan_affinities = orphans.into_iter().collect();
     // Empty blocks of live nodes, seen empty twice; keep one block per node.
     let mut per_node: BTreeMap<&str, Vec<&IpamBlock>> = BTreeMap::new();
     for b in &snap.blocks {
@@ -341,5 +350,77 @@ impl Ipam {
             }
             Err(e) => Err(IpamError::from(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tortie_crds::{AllocationAttribute, AllocationSecondary, IpamBlockSpec};
+
+    fn snap_with(node: &str, pod: &str) -> (Snapshot, IpAddr, u64) {
+        let mut spec = IpamBlockSpec::empty("10.0.0.0/30".parse().unwrap(), Some(node));
+        let attr = AllocationAttribute {
+            handle_id: Some(format!("k8s-pod-network.{pod}")),
+            secondary: Some(AllocationSecondary {
+                namespace: Some("ns".into()),
+                pod: Some(pod.into()),
+                node: Some(node.into()),
+                ..Default::default()
+            }),
+        };
+        let a = block::assign(&mut spec, 1, &attr).unwrap().remove(0);
+        let snap = Snapshot {
+            blocks: vec![IpamBlock::new("b", spec)],
+            ..Snapshot::default()
+        };
+        (snap, a.ip, a.seq)
+    }
+
+    #[test]
+    fn dead_pod_waits_for_grace_live_pod_never() {
+        let (snap, ip, seq) = snap_with("n1", "p");
+        let mut live = LiveSet {
+            nodes: ["n1".to_string()].into(),
+            ..LiveSet::default()
+        };
+        let t0 = Utc::now();
+        let grace = Duration::from_secs(900);
+        let p1 = plan(&snap, &live, &GcState::default(), t0, grace);
+        assert!(p1.leaks.is_empty());
+        assert_eq!(p1.next.suspects.get(&(ip, seq)), Some(&t0));
+        let p2 = plan(
+            &snap,
+            &live,
+            &p1.next,
+            t0 + chrono::Duration::minutes(15),
+            grace,
+        );
+        assert_eq!(p2.leaks, vec![(ip, seq)]);
+        // The pod came back: forgotten, never released.
+        live.pods.insert(("ns".into(), "p".into()));
+        let p3 = plan(
+            &snap,
+            &live,
+            &p1.next,
+            t0 + chrono::Duration::hours(1),
+            grace,
+        );
+        assert!(p3.leaks.is_empty() && p3.next.suspects.is_empty());
+    }
+
+    #[test]
+    fn deleted_node_is_released_at_once() {
+        let (snap, ip, seq) = snap_with("gone", "p");
+        let p = plan(
+            &snap,
+            &LiveSet::default(),
+            &GcState::default(),
+            Utc::now(),
+            Duration::from_secs(900),
+        );
+        assert_eq!(p.node_gone, vec![(ip, seq)]);
+        assert_eq!(p.orphan_affinities.len(), 1);
+        assert!(p.leaks.is_empty());
     }
 }

@@ -432,10 +432,19 @@ impl Ipam {
         let key = ObjectKey::cluster(IpamBlock::name_for(cidr));
         for _ in 0..self.opts.max_retries {
             let Some(mut blk) = self.stores.blocks.get(&key).await? else {
+                if let Mode::Affine(node) = mode {
+                    // A confirmed affinity whose block is gone (a crash mid-release):
+                    // drop it so it is neither routed nor counted against the cap.
+                    self.drop_affinity(node, cidr, Some(AffinityState::Confirmed))
+                        .await?;
+                }
                 return Ok(Vec::new());
             };
             match mode {
                 Mode::Affine(node) if blk.spec.affinity_node() != Some(node) => {
+                    // The block moved to another node (reclaim interrupted by a crash).
+                    self.drop_affinity(node, cidr, Some(AffinityState::Confirmed))
+                        .await?;
                     return Ok(Vec::new());
                 }
                 Mode::Borrow if blk.spec.strict_affinity => return Ok(Vec::new()),

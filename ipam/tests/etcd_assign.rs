@@ -273,3 +273,35 @@ async fn tunnel_addresses_are_per_node_and_idempotent() -> Result<()> {
     assert_clean(&ipam).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_block_of_another_node_is_reclaimed_after_min_age() -> Result<()> {
+    use std::sync::{Arc, Mutex};
+    let p = common::prefix("reclaim");
+    let ds = common::datastore(&p).await?;
+    // One block in the pool; strict affinity so "b" cannot borrow.
+    common::pool(&ds, "one", "10.90.0.0/28", |s| s.block_size = Some(28)).await?;
+    common::node(&ds, "a", &[]).await?;
+    common::node(&ds, "b", &[]).await?;
+    common::config(&ds, true, 0).await?;
+    let now = Arc::new(Mutex::new(chrono::Utc::now()));
+    let clock = now.clone();
+    let ipam =
+        Ipam::new(Stores::from_datastore(&ds)).with_clock(Arc::new(move || *clock.lock().unwrap()));
+    let a = ipam.auto_assign(&args("a", "ha", 1, 0)).await?;
+    ipam.release_by_handle("ha").await?;
+    // Empty for 30 s only: not yet reclaimable.
+    *now.lock().unwrap() += chrono::Duration::seconds(30);
+    let e = ipam.auto_assign(&args("b", "hb", 1, 0)).await.unwrap_err();
+    assert!(matches!(e, IpamError::PoolExhausted { .. }), "{e}");
+    // Empty for over a minute: b takes it over.
+    *now.lock().unwrap() += chrono::Duration::seconds(31);
+    let b = ipam.auto_assign(&args("b", "hb", 1, 0)).await?;
+    assert_eq!(b.v4[0].block, a.v4[0].block);
+    let affs = ipam.stores().affinities.list(&Filter::all()).await?.items;
+    assert_eq!(affs.len(), 1, "{affs:?}");
+    assert_eq!(affs[0].spec.node, "b");
+    assert_eq!(affs[0].spec.state, AffinityState::Confirmed);
+    assert_clean(&ipam).await?;
+    Ok(())
+}
