@@ -5,9 +5,16 @@
 //! - [`pools`] (pure): pool selection (nodeSelector, use, family, disabled), the block of an
 //!   address, the per-host pseudo-random walk over candidate blocks.
 //! - [`stores`]: the datastore stores IPAM reads and writes, and a counting wrapper.
-//! - [`ipam`]: [`Ipam`], assignment and release over the datastore with compare-and-swap.
+//! - [`ipam`]: [`Ipam`], assignment over the datastore with compare-and-swap (the claim
+//!   protocol and handle bookkeeping live in the private `claim` and `handles` modules).
+//! - [`release`]: release by address (+ sequence number) and by handle.
 //! - [`gc`]: garbage collection of leaked addresses, deleted nodes and empty blocks.
-//! - [`check`]: the consistency check and the usage report with their table formats.
+//! - [`check`]: the consistency check and the usage report with their table formats
+//!   (`tortiectl ipam check`, `tortiectl ipam show [--show-blocks]`).
+//!
+//! Typical use: `Ipam::new(Stores::from_datastore(&ds)).auto_assign(&AssignArgs { .. })`,
+//! `release_by_handle`, `release_ips`, `assign_ip`, `assign_tunnel_addr`; `gc(..)` from one
+//! elected agent; `check(..)` / `usage(..)` from the CLI.
 
 pub mod block;
 pub mod check;
