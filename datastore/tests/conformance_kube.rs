@@ -77,8 +77,8 @@ async fn kube_apiserver_conformance() -> Result<()> {
         run_id: suite::run_id(),
     };
     suite::native_kinds(&target).await.context("native kinds")?;
-    suite::run_all::<ConfigMap>(&target, 10).await?;
-    suite::run_all::<IpamHandle>(&target, 10).await?;
+    suite::run_all::<ConfigMap>(&target, 10, true).await?;
+    suite::run_all::<IpamHandle>(&target, 10, false).await?;
     suite::watch_survives_timeouts::<IpamHandle>(&target).await?;
     Ok(())
 }
@@ -105,7 +105,7 @@ async fn external_cluster_conformance() -> Result<()> {
         run_id: suite::run_id(),
     };
     suite::native_kinds(&target).await.context("native kinds")?;
-    suite::run_all::<ConfigMap>(&target, 10).await?;
-    suite::run_all::<IpamHandle>(&target, 10).await?;
+    suite::run_all::<ConfigMap>(&target, 10, true).await?;
+    suite::run_all::<IpamHandle>(&target, 10, true).await?;
     Ok(())
 }
