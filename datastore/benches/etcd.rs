@@ -176,10 +176,10 @@ async fn watch_latency(
         .context("no version")?;
     let sent: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; writes + 1]));
     let mut watchers = Vec::new();
-    for store in stores.iter().cloned() {
+    for store in stores {
         let sent = Arc::clone(&sent);
         let filter = Filter::default();
-        let mut w = Store::<IpamHandle>::watch(&store, &filter, &rev).await?;
+        let mut w = Store::<IpamHandle>::watch(store, &filter, &rev).await?;
         watchers.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(writes);
             while lat.len() < writes {

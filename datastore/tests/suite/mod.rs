@@ -690,13 +690,7 @@ pub async fn native_kinds(t: &Target) -> Result<()> {
             .await
             .with_context(|| format!("create pod {pod}"))?;
     }
-    let mut got: Vec<String> = pods
-        .list(&of_node1)
-        .await?
-        .items
-        .iter()
-        .map(|p| name(p))
-        .collect();
+    let mut got: Vec<String> = pods.list(&of_node1).await?.items.iter().map(name).collect();
     got.sort();
     let want = vec![format!("{}-p1", t.run_id), format!("{}-p3", t.run_id)];
     ensure!(got == want, "pods of node1: {got:?}");
