@@ -42,7 +42,10 @@ fn endpoint(i: usize) -> Endpoint {
 fn add_ifaces(host: &testlab::Host) -> Result<()> {
     let mut batch = String::new();
     for i in 0..IFACES {
-        batch.push_str(&format!("link add {} type veth peer name pb{i}\n", iface(i)));
+        batch.push_str(&format!(
+            "link add {} type veth peer name pb{i}\n",
+            iface(i)
+        ));
         batch.push_str(&format!("link set {} up\n", iface(i)));
     }
     let file = host.dir("")?.join("links.batch");
@@ -57,8 +60,14 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() -> Result<()> {
-    let n: usize = std::env::var("ROUTES").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let n: usize = std::env::var("ROUTES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let lab = Lab::new("frbn")?;
     let host = lab.add_bare_host("n")?;
     add_ifaces(&host)?;
@@ -90,7 +99,10 @@ fn main() -> Result<()> {
             let t = Instant::now();
             let s = r.resync().await?;
             resync.push(t.elapsed());
-            ensure!(s.writes == 0 && s.deletes == 0, "resync changed something: {s:?}");
+            ensure!(
+                s.writes == 0 && s.deletes == 0,
+                "resync changed something: {s:?}"
+            );
         }
         anyhow::Ok((scratch, median(one), median(resync)))
     })?;
@@ -98,20 +110,40 @@ fn main() -> Result<()> {
     let mut batch = String::new();
     for i in 0..n {
         let ep = endpoint(i);
-        batch.push_str(&format!("route replace {} dev {} scope link proto 80\n", ep.ips[0], ep.iface));
+        batch.push_str(&format!(
+            "route replace {} dev {} scope link proto 80\n",
+            ep.ips[0], ep.iface
+        ));
     }
     let file = floor_host.dir("")?.join("routes.batch");
     std::fs::File::create(&file)?.write_all(batch.as_bytes())?;
     let t = Instant::now();
-    floor_host.ip(&["-batch", &file.display().to_string()]).context("ip -batch")?;
+    floor_host
+        .ip(&["-batch", &file.display().to_string()])
+        .context("ip -batch")?;
     let floor = t.elapsed();
-    let count = floor_host.ip(&["route", "show", "proto", "80"])?.lines().count();
+    let count = floor_host
+        .ip(&["route", "show", "proto", "80"])?
+        .lines()
+        .count();
     ensure!(count == n, "ip -batch installed {count} of {n}");
 
     println!("routes benchmark, {n} workload routes on {IFACES} cali* veths");
-    println!("  program from scratch (felix):        {:>9.1} ms", scratch.as_secs_f64() * 1e3);
-    println!("  program from scratch (ip -batch):    {:>9.1} ms  (floor)", floor.as_secs_f64() * 1e3);
-    println!("  one added workload, {n} present:  {:>9.3} ms  (median of 200)", one.as_secs_f64() * 1e3);
-    println!("  full resync, {n} unchanged:       {:>9.1} ms  (median of 5)", resync.as_secs_f64() * 1e3);
+    println!(
+        "  program from scratch (felix):        {:>9.1} ms",
+        scratch.as_secs_f64() * 1e3
+    );
+    println!(
+        "  program from scratch (ip -batch):    {:>9.1} ms  (floor)",
+        floor.as_secs_f64() * 1e3
+    );
+    println!(
+        "  one added workload, {n} present:  {:>9.3} ms  (median of 200)",
+        one.as_secs_f64() * 1e3
+    );
+    println!(
+        "  full resync, {n} unchanged:       {:>9.1} ms  (median of 5)",
+        resync.as_secs_f64() * 1e3
+    );
     Ok(())
 }

@@ -17,8 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tortie_cni::{Netns, WorkloadSetup, setup_workload};
 use tortie_felix::input::{
-    AffinityState, BlockAffinity, EncapMode, Endpoint, EndpointId, Input, LearnedRoute, Node,
-    Pool, RoutePath,
+    AffinityState, BlockAffinity, EncapMode, Endpoint, EndpointId, Input, LearnedRoute, Node, Pool,
+    RoutePath,
 };
 use tortie_felix::route::{ReconcilerConfig, spawn};
 
@@ -32,7 +32,11 @@ fn cache_dir() -> PathBuf {
 
 fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("{cmd:?}"))?;
-    ensure!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -73,7 +77,9 @@ fn build_initrd(dir: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(root.join(d))?;
     }
     std::fs::copy("/usr/bin/busybox", root.join("bin/busybox")).context("busybox-static")?;
-    for applet in ["sh", "mount", "mkdir", "ln", "insmod", "ping", "poweroff", "cat", "sleep", "echo"] {
+    for applet in [
+        "sh", "mount", "mkdir", "ln", "insmod", "ping", "poweroff", "cat", "sleep", "echo",
+    ] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
     }
     copy_with_libs(Path::new("/usr/sbin/ip"), &root, "/usr/sbin/ip")?;
@@ -82,7 +88,10 @@ fn build_initrd(dir: &Path) -> Result<PathBuf> {
     // Debug info is not needed inside; a smaller initramfs boots faster.
     run(Command::new("strip").arg(root.join("felix-vm-test")))?;
     for m in MODULES {
-        std::fs::copy(cache_dir().join("modules").join(format!("{m}.ko")), root.join("modules").join(format!("{m}.ko")))?;
+        std::fs::copy(
+            cache_dir().join("modules").join(format!("{m}.ko")),
+            root.join("modules").join(format!("{m}.ko")),
+        )?;
     }
     let init = root.join("init");
     std::fs::write(&init, INIT)?;
@@ -121,7 +130,18 @@ fn ipip_two_nodes_in_vm() -> Result<()> {
     let console = dir.path().join("console.log");
     let started = Instant::now();
     let vm = Vm(Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-m", "768", "-smp", "1", "-nographic", "-no-reboot", "-nic", "none"])
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "768",
+            "-smp",
+            "1",
+            "-nographic",
+            "-no-reboot",
+            "-nic",
+            "none",
+        ])
         .arg("-kernel")
         .arg(cache.join("vmlinuz"))
         .arg("-initrd")
@@ -167,7 +187,11 @@ fn endpoint(pod: &str, node: &str, iface: &str, ip: &str) -> Endpoint {
         },
         node: node.into(),
         iface: iface.into(),
-        ips: vec![format!("{ip}/32").parse().unwrap_or_else(|_| unreachable!())],
+        ips: vec![
+            format!("{ip}/32")
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        ],
         mac: None,
         labels: BTreeMap::new(),
         ports: vec![],
@@ -180,16 +204,39 @@ async fn inside() -> Result<()> {
         ip(&["netns", "add", ns])?;
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
     }
-    ip(&["link", "add", "ea", "netns", "na", "type", "veth", "peer", "name", "eb", "netns", "nb"])?;
-    for (ns, dev, addr) in [("na", "ea", "192.168.50.1/24"), ("nb", "eb", "192.168.50.2/24")] {
+    ip(&[
+        "link", "add", "ea", "netns", "na", "type", "veth", "peer", "name", "eb", "netns", "nb",
+    ])?;
+    for (ns, dev, addr) in [
+        ("na", "ea", "192.168.50.1/24"),
+        ("nb", "eb", "192.168.50.2/24"),
+    ] {
         ip(&["-n", ns, "link", "set", dev, "name", "eth0"])?;
         ip(&["-n", ns, "addr", "add", addr, "dev", "eth0"])?;
         ip(&["-n", ns, "link", "set", "eth0", "up"])?;
         ip(&["-n", ns, "route", "add", "169.254.1.1", "dev", "lo"])?;
     }
     let nodes = [
-        ("a", "na", "pa", "192.168.50.1", "10.70.1.0/26", "10.70.1.1", "10.70.1.2", "calivmpa"),
-        ("b", "nb", "pb", "192.168.50.2", "10.70.2.0/26", "10.70.2.1", "10.70.2.2", "calivmpb"),
+        (
+            "a",
+            "na",
+            "pa",
+            "192.168.50.1",
+            "10.70.1.0/26",
+            "10.70.1.1",
+            "10.70.1.2",
+            "calivmpa",
+        ),
+        (
+            "b",
+            "nb",
+            "pb",
+            "192.168.50.2",
+            "10.70.2.0/26",
+            "10.70.2.1",
+            "10.70.2.2",
+            "calivmpb",
+        ),
     ];
     let mut cluster = vec![Input::PoolUpsert(Pool {
         ipip_mode: EncapMode::Always,
@@ -226,7 +273,10 @@ async fn inside() -> Result<()> {
                 t.input_tx
                     .send(Input::RouteUpsert(LearnedRoute {
                         prefix: block.parse()?,
-                        paths: vec![RoutePath { next_hop: addr.parse()?, node: Some(other.into()) }],
+                        paths: vec![RoutePath {
+                            next_hop: addr.parse()?,
+                            node: Some(other.into()),
+                        }],
                     }))
                     .await?;
             }
@@ -235,8 +285,14 @@ async fn inside() -> Result<()> {
         tasks.push(t);
     }
     for (ns, want) in [
-        ("na", "10.70.2.0/26 via 192.168.50.2 dev tunl0 proto 80 onlink"),
-        ("nb", "10.70.1.0/26 via 192.168.50.1 dev tunl0 proto 80 onlink"),
+        (
+            "na",
+            "10.70.2.0/26 via 192.168.50.2 dev tunl0 proto 80 onlink",
+        ),
+        (
+            "nb",
+            "10.70.1.0/26 via 192.168.50.1 dev tunl0 proto 80 onlink",
+        ),
     ] {
         eventually(Duration::from_secs(30), want, || {
             let r = ip(&["-n", ns, "route"])?;
@@ -246,16 +302,32 @@ async fn inside() -> Result<()> {
         .await?;
     }
     let tunl = ip(&["-n", "na", "addr", "show", "tunl0"])?;
-    ensure!(tunl.contains("mtu 1480") && tunl.contains("10.70.1.1/32"), "{tunl}");
+    ensure!(
+        tunl.contains("mtu 1480") && tunl.contains("10.70.1.1/32"),
+        "{tunl}"
+    );
     for t in &tasks {
         let s = t.status.borrow().clone();
         ensure!(s.ipip_error.is_none() && s.pod_mtu == 1480, "{s:?}");
     }
     let ping = Command::new("ip")
-        .args(["netns", "exec", "pa", "ping", "-c", "3", "-W", "3", "10.70.2.2"])
+        .args([
+            "netns",
+            "exec",
+            "pa",
+            "ping",
+            "-c",
+            "3",
+            "-W",
+            "3",
+            "10.70.2.2",
+        ])
         .output()?;
     let text = String::from_utf8_lossy(&ping.stdout);
-    ensure!(ping.status.success(), "pod a cannot ping pod b over IPIP: {text}");
+    ensure!(
+        ping.status.success(),
+        "pod a cannot ping pod b over IPIP: {text}"
+    );
     let stats = ip(&["-n", "na", "-s", "link", "show", "tunl0"])?;
     println!("{text}\n{stats}");
     Ok(())

@@ -28,6 +28,8 @@ pub struct RouteCalc {
     endpoints: BTreeMap<EndpointId, Endpoint>,
     /// Local workload address → endpoints carrying it.
     local_ips: BTreeMap<IpNetwork, BTreeSet<EndpointId>>,
+    /// Remote workload address → endpoints (VXLAN routes for borrowed addresses).
+    remote_ips: BTreeMap<IpNetwork, BTreeSet<EndpointId>>,
     pools: BTreeMap<IpNetwork, Pool>,
     /// Block → node → state.
     affinities: BTreeMap<IpNetwork, BTreeMap<String, AffinityState>>,
@@ -46,6 +48,7 @@ impl RouteCalc {
             node: node.to_string(),
             endpoints: BTreeMap::new(),
             local_ips: BTreeMap::new(),
+            remote_ips: BTreeMap::new(),
             pools: BTreeMap::new(),
             affinities: BTreeMap::new(),
             nodes: BTreeMap::new(),
@@ -68,15 +71,16 @@ impl RouteCalc {
             Input::EndpointUpsert(ep) => {
                 self.remove_endpoint(&ep.id);
                 self.endpoints.insert(ep.id.clone(), ep.clone());
-                if ep.node == self.node {
-                    for ip in &ep.ips {
-                        let host = host_net(ip.ip());
-                        self.local_ips
-                            .entry(host)
-                            .or_default()
-                            .insert(ep.id.clone());
-                        self.recompute(host);
-                    }
+                let local = ep.node == self.node;
+                for ip in &ep.ips {
+                    let host = host_net(ip.ip());
+                    let index = if local {
+                        &mut self.local_ips
+                    } else {
+                        &mut self.remote_ips
+                    };
+                    index.entry(host).or_default().insert(ep.id.clone());
+                    self.recompute(host);
                 }
             }
             Input::EndpointRemove(id) => self.remove_endpoint(id),
@@ -93,7 +97,7 @@ impl RouteCalc {
                     .entry(a.cidr)
                     .or_default()
                     .insert(a.node.clone(), a.state);
-                self.recompute(a.cidr);
+                self.recompute_block(a.cidr);
             }
             Input::AffinityRemove { cidr, node } => {
                 if let Some(m) = self.affinities.get_mut(cidr) {
@@ -102,7 +106,7 @@ impl RouteCalc {
                         self.affinities.remove(cidr);
                     }
                 }
-                self.recompute(*cidr);
+                self.recompute_block(*cidr);
             }
             Input::NodeUpsert(n) => {
                 self.nodes.insert(n.name.clone(), n.clone());
@@ -148,24 +152,46 @@ impl RouteCalc {
         let Some(old) = self.endpoints.remove(id) else {
             return;
         };
-        if old.node != self.node {
-            return;
-        }
+        let index = if old.node == self.node {
+            &mut self.local_ips
+        } else {
+            &mut self.remote_ips
+        };
+        let mut touched = Vec::new();
         for ip in &old.ips {
             let host = host_net(ip.ip());
-            if let Some(set) = self.local_ips.get_mut(&host) {
+            if let Some(set) = index.get_mut(&host) {
                 set.remove(id);
                 if set.is_empty() {
-                    self.local_ips.remove(&host);
+                    index.remove(&host);
                 }
             }
+            touched.push(host);
+        }
+        for host in touched {
             self.recompute(host);
+        }
+    }
+
+    /// Recomputes a block and the remote workload addresses inside it (whether they are
+    /// borrowed depends on the block's affinity).
+    fn recompute_block(&mut self, cidr: IpNetwork) {
+        self.recompute(cidr);
+        let inside: Vec<IpNetwork> = self
+            .remote_ips
+            .keys()
+            .filter(|k| cidr.contains(k.ip()))
+            .copied()
+            .collect();
+        for k in inside {
+            self.recompute(k);
         }
     }
 
     fn recompute_all(&mut self) {
         let mut keys: BTreeSet<IpNetwork> = self.routes.keys().copied().collect();
         keys.extend(self.local_ips.keys().copied());
+        keys.extend(self.remote_ips.keys().copied());
         keys.extend(self.learned.keys().copied());
         keys.extend(self.affinities.keys().copied());
         for k in keys {
@@ -202,7 +228,7 @@ impl RouteCalc {
         let vxlan_pool = pool.is_some_and(|p| p.vxlan_mode.enabled());
         if !local_block {
             let remote = if vxlan_pool {
-                self.vxlan_target(dst)
+                self.vxlan_target(dst).or_else(|| self.borrowed_target(dst))
             } else {
                 self.learned
                     .get(&dst)
@@ -268,6 +294,43 @@ impl RouteCalc {
         (!hops.is_empty()).then_some(RouteTarget::Gateway { hops })
     }
 
+    /// The VXLAN (or, CrossSubnet within the subnet, direct) hop to node `n`.
+    fn vxlan_hop(&self, n: &Node, mode: EncapMode) -> Option<Hop> {
+        let node_ip = n.ipv4_address?.ip();
+        if mode == EncapMode::CrossSubnet && self.same_subnet(IpAddr::V4(node_ip)) {
+            return Some(Hop {
+                gateway: IpAddr::V4(node_ip),
+                iface: None,
+                onlink: false,
+            });
+        }
+        Some(Hop {
+            gateway: IpAddr::V4(n.vxlan_tunnel_addr?),
+            iface: Some(VXLAN_IFACE.to_string()),
+            onlink: true,
+        })
+    }
+
+    /// A remote pod whose address lies outside its node's confirmed blocks (borrowed):
+    /// a /32 to that node, which beats the block owner's route or blackhole.
+    fn borrowed_target(&self, dst: IpNetwork) -> Option<RouteTarget> {
+        let mode = self.pool_of(dst)?.vxlan_mode;
+        let ep = self
+            .remote_ips
+            .get(&dst)?
+            .iter()
+            .next()
+            .and_then(|id| self.endpoints.get(id))?;
+        let in_own_block = self.affinities.iter().any(|(cidr, owners)| {
+            cidr.contains(dst.ip()) && owners.get(&ep.node) == Some(&AffinityState::Confirmed)
+        });
+        if in_own_block {
+            return None;
+        }
+        let hop = self.vxlan_hop(self.nodes.get(&ep.node)?, mode)?;
+        Some(RouteTarget::Gateway { hops: vec![hop] })
+    }
+
     fn vxlan_target(&self, dst: IpNetwork) -> Option<RouteTarget> {
         let mode = self.pool_of(dst)?.vxlan_mode;
         let owners = self.affinities.get(&dst)?;
@@ -275,21 +338,7 @@ impl RouteCalc {
             .iter()
             .filter(|(n, s)| **s == AffinityState::Confirmed && **n != self.node)
             .filter_map(|(n, _)| self.nodes.get(n))
-            .filter_map(|n| {
-                let node_ip = n.ipv4_address?.ip();
-                if mode == EncapMode::CrossSubnet && self.same_subnet(IpAddr::V4(node_ip)) {
-                    return Some(Hop {
-                        gateway: IpAddr::V4(node_ip),
-                        iface: None,
-                        onlink: false,
-                    });
-                }
-                Some(Hop {
-                    gateway: IpAddr::V4(n.vxlan_tunnel_addr?),
-                    iface: Some(VXLAN_IFACE.to_string()),
-                    onlink: true,
-                })
-            })
+            .filter_map(|n| self.vxlan_hop(n, mode))
             .collect();
         hops.sort();
         hops.dedup();

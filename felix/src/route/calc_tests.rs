@@ -320,3 +320,49 @@ fn endpoint_update_touches_only_its_routes() {
         )]
     );
 }
+
+#[test]
+fn vxlan_borrowed_addresses_get_a_slash_32() {
+    let mut c = calc(&[
+        node("a", "192.168.1.1/24", Some("10.65.0.1")),
+        node("b", "192.168.2.2/24", Some("10.65.1.1")),
+        pool("10.65.0.0/16", EncapMode::Never, EncapMode::Always),
+        affinity("10.65.0.0/26", "a", AffinityState::Confirmed),
+        affinity("10.65.1.0/26", "b", AffinityState::Confirmed),
+    ]);
+    // A pod of b inside b's own block needs no /32; one borrowed from our block does.
+    c.apply(&Input::EndpointUpsert(endpoint(
+        "own",
+        "b",
+        "caliO",
+        &["10.65.1.5/32"],
+    )));
+    c.apply(&Input::EndpointUpsert(endpoint(
+        "borrowed",
+        "b",
+        "caliB",
+        &["10.65.0.9/32"],
+    )));
+    assert!(!c.routes().contains_key(&net("10.65.1.5/32")));
+    assert_eq!(
+        c.routes().get(&net("10.65.0.9/32")),
+        Some(&RouteTarget::Gateway {
+            hops: vec![hop("10.65.1.1", Some("vxlan.calico"))]
+        })
+    );
+    assert_eq!(
+        c.routes().get(&net("10.65.0.0/26")),
+        Some(&RouteTarget::Blackhole)
+    );
+    // Once b owns a block containing it, the /32 goes.
+    c.apply(&affinity("10.65.0.0/26", "b", AffinityState::Confirmed));
+    c.apply(&Input::AffinityRemove {
+        cidr: net("10.65.0.0/26"),
+        node: "a".into(),
+    });
+    assert!(!c.routes().contains_key(&net("10.65.0.9/32")));
+    c.apply(&Input::EndpointRemove(
+        endpoint("borrowed", "b", "caliB", &[]).id,
+    ));
+    assert!(!c.routes().contains_key(&net("10.65.0.9/32")));
+}

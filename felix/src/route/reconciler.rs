@@ -92,7 +92,8 @@ pub struct RouteReconciler {
     first_seen: HashMap<String, Instant>,
     devices_dirty: bool,
     applied_vteps: BTreeMap<Ipv4Addr, Vtep>,
-    sysctls_pending: BTreeSet<String>,
+    /// Workload interfaces whose sysctls are due → (has IPv4, has IPv6).
+    sysctls_pending: BTreeMap<String, (bool, bool)>,
     grace_until: Option<Instant>,
     needs_resync: bool,
     status: Status,
@@ -118,7 +119,7 @@ impl RouteReconciler {
             first_seen: HashMap::new(),
             devices_dirty: true,
             applied_vteps: BTreeMap::new(),
-            sysctls_pending: BTreeSet::new(),
+            sysctls_pending: BTreeMap::new(),
             grace_until: None,
             needs_resync: false,
             status: Status::default(),
@@ -145,7 +146,9 @@ impl RouteReconciler {
                 return;
             }
             Input::EndpointUpsert(ep) if ep.node == self.cfg.node => {
-                self.sysctls_pending.insert(ep.iface.clone());
+                let fam = self.sysctls_pending.entry(ep.iface.clone()).or_default();
+                fam.0 |= ep.ips.iter().any(|i| i.is_ipv4());
+                fam.1 |= ep.ips.iter().any(|i| i.is_ipv6());
             }
             Input::EndpointUpsert(_) | Input::EndpointRemove(_) => {}
             Input::NamespaceUpsert(_)
@@ -310,15 +313,13 @@ impl RouteReconciler {
     }
 
     fn apply_sysctls(&mut self) -> Result<(), RouteError> {
-        let ifaces = self.calc.workload_ifaces();
         let mut list = Vec::new();
         let mut done = Vec::new();
-        for iface in &self.sysctls_pending {
+        for (iface, (v4, v6)) in &self.sysctls_pending {
             if !self.by_name.contains_key(iface) {
                 continue; // applied when the interface appears
             }
-            let (v4, v6) = ifaces.get(iface).copied().unwrap_or((true, false));
-            list.extend(sysctl::workload_sysctls(iface, v4, v6));
+            list.extend(sysctl::workload_sysctls(iface, *v4, *v6));
             done.push(iface.clone());
         }
         if list.is_empty() {
