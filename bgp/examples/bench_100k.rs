@@ -165,7 +165,7 @@ async fn receive(
         } else if !c.paths.is_empty() && !had {
             *word |= b;
             count += 1;
-            if count % 10_000 == 0 && count < u64::from(n) {
+            if count.is_multiple_of(10_000) && count < u64::from(n) {
                 println!("count {count}");
             }
         }
@@ -219,8 +219,8 @@ fn orchestrate(args: &Args) -> Result<()> {
                 Ok(s) => {
                     eprintln!(
                         "run {run} {:>7}: full after {:.3} s (exact {}), table written in {:.3} s, \
-                         peak RSS {:.1} MiB (start {:.1}), CPU {:.2} s, poll {:.1} ms, \
-                         window {:.3} s",
+                         peak RSS {:.1} MiB (start {:.1}), CPU {:.2} s, poll {:.1} ms \
+                         (idle {:.1} ms), window {:.3} s",
                         kind.name(),
                         s.polled_s,
                         s.exact_s.map_or("-".into(), |e| format!("{e:.3} s")),
@@ -229,6 +229,7 @@ fn orchestrate(args: &Args) -> Result<()> {
                         s.start_rss_kib as f64 / 1024.0,
                         s.cpu_s,
                         s.poll_s * 1000.0,
+                        s.idle_poll_s * 1000.0,
                         s.window_s
                     );
                     samples[k].push(s);
@@ -255,10 +256,12 @@ fn orchestrate(args: &Args) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     print!("{}", report::markdown(&rows, Kind::Bird.name()));
-    if let Some(t) = rows.iter().find(|r| r.name == Kind::Tortie.name()) {
-        if let Some(e) = t.exact_s {
-            println!("\ntortie's own timestamp of its last prefix (median): {e:.3} s");
-        }
+    if let Some(e) = rows
+        .iter()
+        .find(|r| r.name == Kind::Tortie.name())
+        .and_then(|t| t.exact_s)
+    {
+        println!("\ntortie's own timestamp of its last prefix (median): {e:.3} s");
     }
     for r in &rows {
         if let (Some(p), Some(w)) = (r.poll_ms, r.window_s) {
@@ -347,6 +350,10 @@ fn run_once(kind: Kind, table: &Arc<Table>, args: &Args, exe: &std::path::Path) 
         .sum();
     std::thread::sleep(Duration::from_millis(args.settle_ms));
     let peak = sum_kib(&rx, testlab::Proc::peak_rss_kib);
+    // One more poll on the now idle daemon: how much of a poll is the tool itself.
+    let t = Instant::now();
+    let _ = rx.count(INJECTOR);
+    let idle_poll_s = t.elapsed().as_secs_f64();
     let secs = |ns: u64| ns.saturating_sub(sent.t0_ns) as f64 / 1e9;
     Ok(Sample {
         polled_s: secs(full_ns),
@@ -356,6 +363,7 @@ fn run_once(kind: Kind, table: &Arc<Table>, args: &Args, exe: &std::path::Path) 
         peak_rss_kib: peak,
         start_rss_kib: start_rss,
         cpu_s,
+        idle_poll_s,
         poll_s: poll_time.as_secs_f64() / f64::from(polls.max(1)),
     })
 }

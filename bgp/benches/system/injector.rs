@@ -214,11 +214,11 @@ fn accept(listener: &TcpListener, stop: &AtomicBool, within: Duration) -> Result
 /// Reads one whole message (blocking, with the stream's read timeout).
 fn read_message(s: &mut TcpStream, buf: &mut Vec<u8>, ctx: &Ctx) -> Result<Message> {
     loop {
-        if let Some(len) = wire::frame_len(buf, ctx)? {
-            if buf.len() >= len {
-                let frame: Vec<u8> = buf.drain(..len).collect();
-                return Ok(wire::decode_message(&frame, ctx)?.message);
-            }
+        if let Some(len) = wire::frame_len(buf, ctx)?
+            && buf.len() >= len
+        {
+            let frame: Vec<u8> = buf.drain(..len).collect();
+            return Ok(wire::decode_message(&frame, ctx)?.message);
         }
         let mut chunk = [0u8; 4096];
         let n = s.read(&mut chunk).context("read from receiver")?;

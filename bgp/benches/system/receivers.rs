@@ -150,7 +150,8 @@ impl Receiver {
     ///   mode's last `count`/`full` line);
     /// - BIRD: the session's `Routes: N imported` (`show protocols all inj`);
     /// - GoBGP: `Destination: N` of `gobgp global rib summary -a ipv4`;
-    /// - FRR: the injector's `pfxRcd` in `show bgp ipv4 unicast summary json`.
+    /// - FRR: the injector's `acceptedPrefixCounter` (`show bgp neighbors
+    ///   INJECTOR json`, bgpd only).
     pub fn count(&self, injector: Ipv4Addr) -> Result<u64> {
         match self {
             Receiver::Tortie(p) => {
@@ -163,14 +164,16 @@ impl Receiver {
                 gobgp_destinations(&out)
             }
             Receiver::Frr(f) => {
-                // `-d bgpd`: ask bgpd alone (plain `vtysh` connects to zebra too).
+                // `-d bgpd`: ask bgpd alone (plain `vtysh` connects to zebra too); the
+                // neighbour view reads a counter, the summary would also walk the table.
+                let cmd = format!("show bgp neighbors {injector} json");
                 let out = testlab::process::run(
                     std::process::Command::new("vtysh")
                         .arg("--vty_socket")
                         .arg(f.dir())
-                        .args(["-d", "bgpd", "-c", "show bgp ipv4 unicast summary json"]),
+                        .args(["-d", "bgpd", "-c", &cmd]),
                 )?;
-                frr_pfx_rcd(&String::from_utf8_lossy(&out.stdout), injector)
+                frr_accepted(&String::from_utf8_lossy(&out.stdout), injector)
             }
         }
     }
@@ -223,23 +226,23 @@ fn tortie_lines(log: &str) -> (u64, Option<u64>) {
 
 /// `Table ipv4-unicast\nDestination: 100000, Path: 100000`.
 fn gobgp_destinations(out: &str) -> Result<u64> {
-    out.split(|c: char| c == ',' || c == '\n')
+    out.split([',', '\n'])
         .find_map(|part| part.trim().strip_prefix("Destination:"))
         .map(|n| n.trim().parse::<u64>())
         .ok_or_else(|| anyhow!("gobgp global rib summary: no Destination in {out:?}"))?
         .context("gobgp global rib summary: Destination is not a number")
 }
 
-/// `{"peers": {"10.0.0.1": {"pfxRcd": N, ..}}, ..}` (no peers yet: 0).
-fn frr_pfx_rcd(out: &str, injector: Ipv4Addr) -> Result<u64> {
+/// `{"10.0.0.1": {"addressFamilyInfo": {"ipv4Unicast": {"acceptedPrefixCounter": N}}}}`
+/// (not up yet: 0).
+fn frr_accepted(out: &str, injector: Ipv4Addr) -> Result<u64> {
     let v: serde_json::Value =
-        serde_json::from_str(out.trim()).context("show bgp ipv4 unicast summary json")?;
-    // `show bgp ipv4 unicast summary json` is flat; `show bgp summary json` nests it.
-    Ok(["", "/ipv4Unicast"]
-        .iter()
-        .find_map(|base| v.pointer(&format!("{base}/peers/{injector}/pfxRcd")))
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0))
+        serde_json::from_str(out.trim()).context("show bgp neighbors json")?;
+    Ok(v.pointer(&format!(
+        "/{injector}/addressFamilyInfo/ipv4Unicast/acceptedPrefixCounter"
+    ))
+    .and_then(serde_json::Value::as_u64)
+    .unwrap_or(0))
 }
 
 /// User + system CPU seconds of `pid` so far (`/proc/PID/stat` fields 14 and 15).

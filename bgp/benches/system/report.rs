@@ -21,6 +21,8 @@ pub struct Sample {
     pub start_rss_kib: u64,
     /// User + system CPU seconds of the receiver's processes when the count was full.
     pub cpu_s: f64,
+    /// Duration of one count poll once the receiver is idle, seconds.
+    pub idle_poll_s: f64,
     /// Mean duration of one count poll, seconds.
     pub poll_s: f64,
 }
