@@ -6,11 +6,14 @@
 use super::error::{RouteError, nl};
 use super::kernel::LinkInfo;
 use super::model::{IPIP_IFACE, IpipDevice, VXLAN_IFACE, Vtep, VxlanDevice};
+use futures::TryStreamExt;
+use ipnetwork::IpNetwork;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use rtnetlink::{Handle, LinkIpIp, LinkUnspec, LinkVxlan};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 async fn fix_link(
@@ -19,6 +22,7 @@ async fn fix_link(
     mtu: u32,
     mac: Option<&[u8]>,
     addr: Option<Ipv4Addr>,
+    addrs: &[(u32, IpNetwork)],
 ) -> Result<(), RouteError> {
     if let Some(mac) = mac.filter(|m| *m != l.mac.as_slice()) {
         h.link()
@@ -45,7 +49,13 @@ async fn fix_link(
             .await
             .map_err(nl(format!("set {} up", l.name)))?;
     }
-    if let Some(a) = addr {
+    // Re-adding an address that is there already still emits an event: skip it.
+    let present = |a: Ipv4Addr| {
+        addrs
+            .iter()
+            .any(|(i, n)| *i == l.index && n.ip() == IpAddr::V4(a) && n.prefix() == 32)
+    };
+    if let Some(a) = addr.filter(|a| !present(*a)) {
         h.address()
             .add(l.index, IpAddr::V4(a), 32)
             .replace()
@@ -63,9 +73,10 @@ pub async fn ensure_vxlan(
     links: &[LinkInfo],
     dev: &VxlanDevice,
     uplink: Option<u32>,
+    addrs: &[(u32, IpNetwork)],
 ) -> Result<bool, RouteError> {
     if let Some(l) = links.iter().find(|l| l.name == VXLAN_IFACE) {
-        fix_link(h, l, dev.mtu, Some(&dev.mac), Some(dev.address)).await?;
+        fix_link(h, l, dev.mtu, Some(&dev.mac), Some(dev.address), addrs).await?;
         return Ok(false);
     }
     let mut b = LinkVxlan::new(VXLAN_IFACE, dev.vni)
@@ -99,9 +110,10 @@ pub async fn ensure_ipip(
     h: &Handle,
     links: &[LinkInfo],
     dev: &IpipDevice,
+    addrs: &[(u32, IpNetwork)],
 ) -> Result<bool, RouteError> {
     if let Some(l) = links.iter().find(|l| l.name == IPIP_IFACE) {
-        fix_link(h, l, dev.mtu, None, dev.address).await?;
+        fix_link(h, l, dev.mtu, None, dev.address, addrs).await?;
         return Ok(false);
     }
     match h
@@ -180,4 +192,69 @@ pub async fn delete_vtep(h: &Handle, vxlan_index: u32, v: &Vtep) -> Result<(), R
         }
     }
     Ok(())
+}
+
+/// The VTEP entries already on `vxlan.calico` (permanent ARP entries paired with FDB
+/// entries by MAC), so entries of nodes that left while felix was down can be removed.
+/// Node names are unknown here and left empty.
+pub async fn list_vteps(h: &Handle, vxlan_index: u32) -> Result<Vec<Vtep>, RouteError> {
+    let mut arp: BTreeMap<Vec<u8>, Ipv4Addr> = BTreeMap::new();
+    let mut s = h
+        .neighbours()
+        .get()
+        .set_address_family(AddressFamily::Inet)
+        .execute();
+    while let Some(m) = s.try_next().await.map_err(nl("dump neighbours"))? {
+        if m.header.ifindex != vxlan_index || m.header.state != NeighbourState::Permanent {
+            continue;
+        }
+        let (mut ip, mut mac) = (None, None);
+        for a in m.attributes {
+            match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => ip = Some(v4),
+                NeighbourAttribute::LinkLayerAddress(l) => mac = Some(l),
+                _ => {}
+            }
+        }
+        if let (Some(ip), Some(mac)) = (ip, mac) {
+            arp.insert(mac, ip);
+        }
+    }
+    let mut out = Vec::new();
+    let mut s = h
+        .neighbours()
+        .get()
+        .set_address_family(AddressFamily::Bridge)
+        .execute();
+    while let Some(m) = s.try_next().await.map_err(nl("dump fdb"))? {
+        if m.header.ifindex != vxlan_index {
+            continue;
+        }
+        let (mut dst, mut mac) = (None, None);
+        for a in m.attributes {
+            match a {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => dst = Some(v4),
+                // Bridge-family entries carry the IPv4 destination as raw bytes.
+                NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => {
+                    dst = <[u8; 4]>::try_from(b.as_slice()).ok().map(Ipv4Addr::from)
+                }
+                NeighbourAttribute::LinkLayerAddress(l) => mac = Some(l),
+                _ => {}
+            }
+        }
+        let (Some(node_ip), Some(mac)) = (dst, mac) else {
+            continue;
+        };
+        let (Some(tunnel_addr), Ok(mac6)) = (arp.get(&mac), <[u8; 6]>::try_from(mac.as_slice()))
+        else {
+            continue;
+        };
+        out.push(Vtep {
+            node: String::new(),
+            tunnel_addr: *tunnel_addr,
+            mac: mac6,
+            node_ip,
+        });
+    }
+    Ok(out)
 }

@@ -92,6 +92,10 @@ pub struct RouteReconciler {
     first_seen: HashMap<String, Instant>,
     devices_dirty: bool,
     applied_vteps: BTreeMap<Ipv4Addr, Vtep>,
+    /// Addresses as last read: (interface index, address).
+    addrs: Vec<(u32, IpNetwork)>,
+    /// Whether VTEP entries already in the kernel were read (once, after start).
+    vteps_read: bool,
     /// Workload interfaces whose sysctls are due → (has IPv4, has IPv6).
     sysctls_pending: BTreeMap<String, (bool, bool)>,
     grace_until: Option<Instant>,
@@ -119,6 +123,8 @@ impl RouteReconciler {
             first_seen: HashMap::new(),
             devices_dirty: true,
             applied_vteps: BTreeMap::new(),
+            addrs: Vec::new(),
+            vteps_read: false,
             sysctls_pending: BTreeMap::new(),
             grace_until: None,
             needs_resync: false,
@@ -202,6 +208,7 @@ impl RouteReconciler {
 
     async fn read_addrs(&mut self) -> Result<(), RouteError> {
         let addrs = kernel::list_addrs(&self.handle).await?;
+        self.addrs = addrs.clone();
         let uplinks: BTreeSet<u32> = self
             .links
             .iter()
@@ -343,7 +350,7 @@ impl RouteReconciler {
             .map(|l| l.index);
         let mut created = false;
         if let Some(v) = &want.vxlan {
-            match devices::ensure_vxlan(&self.handle, &self.links, v, uplink).await {
+            match devices::ensure_vxlan(&self.handle, &self.links, v, uplink, &self.addrs).await {
                 Ok(c) => created |= c,
                 Err(e) => {
                     first_err.get_or_insert(e);
@@ -351,7 +358,7 @@ impl RouteReconciler {
             }
         }
         if let Some(d) = &want.ipip {
-            match devices::ensure_ipip(&self.handle, &self.links, d).await {
+            match devices::ensure_ipip(&self.handle, &self.links, d, &self.addrs).await {
                 Ok(c) => {
                     created |= c;
                     self.status.ipip_error = None;
@@ -375,10 +382,16 @@ impl RouteReconciler {
                 && let Some(l) = self.links.iter().find(|l| l.name == IPIP_IFACE)
             {
                 let links = vec![l.clone()];
-                devices::ensure_ipip(&self.handle, &links, d).await?;
+                devices::ensure_ipip(&self.handle, &links, d, &self.addrs).await?;
             }
         }
         if let Some(vx) = self.by_name.get(VXLAN_IFACE).copied() {
+            if !self.vteps_read {
+                for v in devices::list_vteps(&self.handle, vx).await? {
+                    self.applied_vteps.entry(v.tunnel_addr).or_insert(v);
+                }
+                self.vteps_read = true;
+            }
             for (addr, v) in &want.vteps {
                 if self.applied_vteps.get(addr) != Some(v) {
                     match devices::replace_vtep(&self.handle, vx, v).await {
@@ -391,9 +404,11 @@ impl RouteReconciler {
                     }
                 }
             }
+            // Like routes, VTEPs of nodes that left are removed only once in sync.
             let gone: Vec<Vtep> = self
                 .applied_vteps
                 .iter()
+                .filter(|_| self.status.in_sync)
                 .filter(|(a, _)| !want.vteps.contains_key(a))
                 .map(|(_, v)| v.clone())
                 .collect();
