@@ -32,10 +32,7 @@ fuzz_target!(|data: &[u8]| {
                         .message;
                     let b2 = encode_message(&m2, &ctx).expect("re-encodes");
                     assert_eq!(b1, b2, "encode∘decode is not a fixpoint");
-                    assert_eq!(
-                        decode_message(&b2, &ctx).expect("decodes").message,
-                        m2
-                    );
+                    assert_eq!(decode_message(&b2, &ctx).expect("decodes").message, m2);
                 }
             }
         }
