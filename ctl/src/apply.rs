@@ -87,9 +87,7 @@ pub fn plan(
             continue;
         }
         if !seen.insert((doc.kind(), doc.name().to_string())) {
-            problems.push(format!(
-                "{what}: metadata.name: appears twice in the input"
-            ));
+            problems.push(format!("{what}: metadata.name: appears twice in the input"));
             continue;
         }
         let new = with_defaults(doc.clone());

@@ -72,9 +72,7 @@ impl DatastoreConfig {
                 Ok(DatastoreConfig::Etcd { endpoints, prefix })
             }
             "kubernetes" => Ok(DatastoreConfig::Kubernetes {
-                kubeconfig: kubeconfig
-                    .map(str::to_string)
-                    .filter(|s| !s.is_empty()),
+                kubeconfig: kubeconfig.map(str::to_string).filter(|s| !s.is_empty()),
             }),
             other => Err(CtlError::Usage(format!(
                 "--datastore-type: {other:?} is not etcdv3 or kubernetes"

@@ -17,7 +17,11 @@ use tortie_ctl::{CtlError, EXIT_USAGE};
 use tortie_ipam::{Ipam, Stores};
 
 #[derive(Parser, Debug)]
-#[command(name = "tortiectl", version, about = "Manage a tortie network (calicoctl-like)")]
+#[command(
+    name = "tortiectl",
+    version,
+    about = "Manage a tortie network (calicoctl-like)"
+)]
 struct Cli {
     #[command(flatten)]
     ds: DsArgs,
@@ -207,7 +211,8 @@ async fn run(cli: Cli) -> Outcome {
                 },
                 None => objects::list(&ds, kind).await.map_err(fail)?,
             };
-            let objs: Vec<TortieObject> = objs.into_iter().map(objects::strip_server_fields).collect();
+            let objs: Vec<TortieObject> =
+                objs.into_iter().map(objects::strip_server_fields).collect();
             output::render(kind, &objs, format).map_err(fail)
         }
         Cmd::Delete {
@@ -222,7 +227,10 @@ async fn run(cli: Cli) -> Outcome {
                     let mut t = Vec::new();
                     for d in &docs {
                         let k = ResourceKind::of(d).ok_or_else(|| {
-                            fail(CtlError::Usage(format!("kind: {} is not deletable here", d.kind())))
+                            fail(CtlError::Usage(format!(
+                                "kind: {} is not deletable here",
+                                d.kind()
+                            )))
                         })?;
                         t.push((k, d.name().to_string()));
                     }
@@ -240,7 +248,10 @@ async fn run(cli: Cli) -> Outcome {
                 objects::delete(&ds, k, &n)
                     .await
                     .map_err(|e| (out.clone(), e))?;
-                out.push_str(&format!("Successfully deleted 1 '{}' resource(s)\n", k.name()));
+                out.push_str(&format!(
+                    "Successfully deleted 1 '{}' resource(s)\n",
+                    k.name()
+                ));
             }
             Ok(out)
         }
@@ -269,7 +280,9 @@ async fn run(cli: Cli) -> Outcome {
                 }
                 IpamCmd::Release { ip } => {
                     let ip: IpAddr = ip.parse().map_err(|_| {
-                        fail(CtlError::Usage(format!("--ip: {ip:?} is not an IP address")))
+                        fail(CtlError::Usage(format!(
+                            "--ip: {ip:?} is not an IP address"
+                        )))
                     })?;
                     let ipam = Ipam::new(stores);
                     let r = ipam.release_ips(&[(ip, None)]).await.map_err(fail)?;
@@ -307,10 +320,14 @@ async fn write(ds_args: &DsArgs, path: &str, mode: Mode) -> Outcome {
         };
         out.push_str(&format!("{} {} {verb}\n", stored.kind(), stored.name()));
     }
-    out.push_str(&format!("Successfully {} {} resource(s)\n", match mode {
-        Mode::Apply => "applied",
-        Mode::Create => "created",
-        Mode::Replace => "replaced",
-    }, done.len()));
+    out.push_str(&format!(
+        "Successfully {} {} resource(s)\n",
+        match mode {
+            Mode::Apply => "applied",
+            Mode::Create => "created",
+            Mode::Replace => "replaced",
+        },
+        done.len()
+    ));
     Ok(out)
 }

@@ -257,11 +257,7 @@ pub async fn delete(ds: &Datastore, kind: ResourceKind, name: &str) -> Result<()
 
 /// `metadata.resourceVersion` of `obj`.
 pub fn version_of(obj: &TortieObject) -> Option<String> {
-    with_object!(
-        obj,
-        |o, _var| o.metadata.resource_version.clone(),
-        None
-    )
+    with_object!(obj, |o, _var| o.metadata.resource_version.clone(), None)
 }
 
 /// `obj` carrying `version` as its `metadata.resourceVersion` (for a CAS update).

@@ -109,7 +109,9 @@ fn row(obj: &TortieObject, wide: bool) -> Vec<String> {
             p.spec.disable_bgp_export.to_string(),
             p.spec.node_selector.clone(),
         ],
-        TortieObject::IpPool(p) => vec![name, p.spec.cidr.to_string(), p.spec.node_selector.clone()],
+        TortieObject::IpPool(p) => {
+            vec![name, p.spec.cidr.to_string(), p.spec.node_selector.clone()]
+        }
         TortieObject::BgpPeer(p) => {
             let node = match (&p.spec.node, &p.spec.node_selector) {
                 (Some(n), _) => n.clone(),
@@ -137,11 +139,7 @@ fn row(obj: &TortieObject, wide: bool) -> Vec<String> {
                 bgp.map(|b| opt(&b.as_number)).unwrap_or_default(),
             ]
         }
-        TortieObject::IpamBlock(b) => vec![
-            name,
-            b.spec.cidr.to_string(),
-            opt(&b.spec.affinity),
-        ],
+        TortieObject::IpamBlock(b) => vec![name, b.spec.cidr.to_string(), opt(&b.spec.affinity)],
         TortieObject::BlockAffinity(a) => vec![
             name,
             a.spec.node.clone(),
@@ -153,7 +151,11 @@ fn row(obj: &TortieObject, wide: bool) -> Vec<String> {
 }
 
 /// Renders `objs` (all of `kind`) in `format`.
-pub fn render(kind: ResourceKind, objs: &[TortieObject], format: Format) -> Result<String, CtlError> {
+pub fn render(
+    kind: ResourceKind,
+    objs: &[TortieObject],
+    format: Format,
+) -> Result<String, CtlError> {
     let enc = |e: &dyn std::fmt::Display| CtlError::Usage(format!("output: {e}"));
     match format {
         Format::Table | Format::Wide => {

@@ -90,7 +90,13 @@ impl Ctl {
     }
 
     async fn pools(&self) -> Result<Vec<IpPool>> {
-        Ok(self.datastore().await?.store::<IpPool>().list(&Filter::all()).await?.items)
+        Ok(self
+            .datastore()
+            .await?
+            .store::<IpPool>()
+            .list(&Filter::all())
+            .await?
+            .items)
     }
 }
 
@@ -138,7 +144,10 @@ async fn calico_v3_apply_then_get_shows_converted_objects() -> Result<()> {
     assert_eq!(row, ["pool-a", "10.244.0.0/16", "all()"]);
 
     let wide = c.ok(&["get", "ippool", "-o", "wide"], None)?;
-    assert!(wide.contains("CrossSubnet") && wide.contains("true"), "{wide}");
+    assert!(
+        wide.contains("CrossSubnet") && wide.contains("true"),
+        "{wide}"
+    );
 
     // Stored as tortie objects, with Calico's defaults filled in.
     let yaml = c.ok(&["get", "ippool", "pool-a", "-o", "yaml"], None)?;
@@ -147,18 +156,30 @@ async fn calico_v3_apply_then_get_shows_converted_objects() -> Result<()> {
     let pools = c.pools().await?;
     assert_eq!(pools.len(), 1);
     assert_eq!(pools[0].spec.block_size, Some(26));
-    assert_eq!(pools[0].spec.allowed_uses, [AllowedUse::Workload, AllowedUse::Tunnel]);
+    assert_eq!(
+        pools[0].spec.allowed_uses,
+        [AllowedUse::Workload, AllowedUse::Tunnel]
+    );
 
     let peers = c.ok(&["get", "bgppeers"], None)?;
-    assert!(peers.contains("rack1-tor") && peers.contains("192.0.2.1"), "{peers}");
-    assert!(peers.contains("64567") && peers.contains("(rack == 'rack-1')"), "{peers}");
+    assert!(
+        peers.contains("rack1-tor") && peers.contains("192.0.2.1"),
+        "{peers}"
+    );
+    assert!(
+        peers.contains("64567") && peers.contains("(rack == 'rack-1')"),
+        "{peers}"
+    );
 
     let json = c.ok(&["get", "bgpconfig", "default", "-o", "json"], None)?;
     let v: serde_json::Value = serde_json::from_str(&json)?;
     assert_eq!(v["kind"], "BGPConfiguration");
     assert_eq!(v["spec"]["nodeToNodeMeshEnabled"], false);
     assert_eq!(v["spec"]["asNumber"], 63400);
-    assert_eq!(v["spec"]["listenPort"], 179, "defaults applied to `default`: {json}");
+    assert_eq!(
+        v["spec"]["listenPort"], 179,
+        "defaults applied to `default`: {json}"
+    );
 
     // Re-applying the same manifest is an update, not an error.
     let again = c.apply(CALICO)?;
@@ -183,7 +204,10 @@ spec: {cidr: 10.20.0.0/16, blockSize: 40}
     let err = c.fails(&["apply", "-f", "-"], Some(yaml), 1)?;
     assert!(err.contains("spec.blockSize"), "{err}");
     assert!(err.contains("document 2"), "{err}");
-    assert!(c.pools().await?.is_empty(), "the valid first document was written");
+    assert!(
+        c.pools().await?.is_empty(),
+        "the valid first document was written"
+    );
 
     let err = c.fails(
         &["apply", "-f", "-"],
@@ -195,7 +219,11 @@ spec: {cidr: 10.20.0.0/16, blockSize: 40}
     // Usage errors exit 64.
     c.fails(&["get", "frobnicators"], None, 64)?;
     c.fails(&["apply"], None, 64)?;
-    let err = c.fails(&["--datastore-type", "zookeeper", "get", "ippools"], None, 64)?;
+    let err = c.fails(
+        &["--datastore-type", "zookeeper", "get", "ippools"],
+        None,
+        64,
+    )?;
     assert!(err.contains("--datastore-type"), "{err}");
     Ok(())
 }
@@ -211,7 +239,10 @@ async fn overlap_and_immutability_are_enforced() -> Result<()> {
         Some("apiVersion: crd.tortie.dev/v1\nkind: IPPool\nmetadata: {name: b}\nspec: {cidr: 10.1.128.0/17}\n"),
         1,
     )?;
-    assert!(err.contains("spec.cidr") && err.contains("overlaps IPPool a"), "{err}");
+    assert!(
+        err.contains("spec.cidr") && err.contains("overlaps IPPool a"),
+        "{err}"
+    );
     // Two new pools overlapping each other in one file.
     let err = c.fails(
         &["apply", "-f", "-"],
@@ -227,13 +258,19 @@ async fn overlap_and_immutability_are_enforced() -> Result<()> {
         Some("apiVersion: crd.tortie.dev/v1\nkind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.3.0.0/16}\n"),
         1,
     )?;
-    assert!(err.contains("spec.cidr") && err.contains("immutable"), "{err}");
+    assert!(
+        err.contains("spec.cidr") && err.contains("immutable"),
+        "{err}"
+    );
     let err = c.fails(
         &["apply", "-f", "-"],
         Some("apiVersion: crd.tortie.dev/v1\nkind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.1.0.0/16, blockSize: 28}\n"),
         1,
     )?;
-    assert!(err.contains("spec.blockSize") && err.contains("immutable"), "{err}");
+    assert!(
+        err.contains("spec.blockSize") && err.contains("immutable"),
+        "{err}"
+    );
     c.apply("apiVersion: crd.tortie.dev/v1\nkind: IPPool\nmetadata: {name: a}\nspec: {cidr: 10.1.0.0/16, disabled: true}\n")?;
     let pools = c.pools().await?;
     assert_eq!(pools.len(), 1);
@@ -307,7 +344,10 @@ async fn ipam_show_check_release_over_ipam_crate_state() -> Result<()> {
     assert!(show.contains("256") && show.contains("3 ("), "{show}");
     let blocks = c.ok(&["ipam", "show", "--show-blocks"], None)?;
     let block = got.v4[0].block.to_string();
-    assert!(blocks.contains(&block) && blocks.contains("node-1"), "{blocks}");
+    assert!(
+        blocks.contains(&block) && blocks.contains("node-1"),
+        "{blocks}"
+    );
 
     let check = c.ok(&["ipam", "check"], None)?;
     assert!(check.contains("Found 3 allocated"), "{check}");

@@ -67,7 +67,13 @@ fn mixed_types_families_states_and_dates() {
             at(11, 59, 58),
             Some("Socket: Connection refused"),
         ),
-        peer("10.0.0.3", "Global_10_0_0_3", State::Established, yesterday, None),
+        peer(
+            "10.0.0.3",
+            "Global_10_0_0_3",
+            State::Established,
+            yesterday,
+            None,
+        ),
         peer("fd00::2", "Mesh_fd00__2", State::Connect, at(0, 0, 1), None),
     ];
     let want = "\
@@ -98,7 +104,10 @@ fn no_peers_at_all() {
 #[test]
 fn peer_type_from_name_and_explicit_type_wins() {
     assert_eq!(PeerType::from_peer_name("Mesh_10_0_0_1"), PeerType::Mesh);
-    assert_eq!(PeerType::from_peer_name("Node_10_0_0_1"), PeerType::NodeSpecific);
+    assert_eq!(
+        PeerType::from_peer_name("Node_10_0_0_1"),
+        PeerType::NodeSpecific
+    );
     assert_eq!(PeerType::from_peer_name("Global_x"), PeerType::Global);
     let mut p = peer("10.0.0.1", "whatever", State::Idle, at(1, 0, 0), None);
     p.peer_type = PeerType::NodeSpecific;
@@ -107,9 +116,21 @@ fn peer_type_from_name_and_explicit_type_wins() {
 
 #[test]
 fn wire_round_trip_and_errors() {
-    let rows = vec![peer("10.0.0.1", "Mesh_10_0_0_1", State::Established, at(1, 2, 3), None)];
-    let body = serde_json::to_string(&StatusReport { peers: rows.clone() }).expect("json");
-    assert!(body.contains("\"peerType\":\"node-to-node mesh\""), "{body}");
+    let rows = vec![peer(
+        "10.0.0.1",
+        "Mesh_10_0_0_1",
+        State::Established,
+        at(1, 2, 3),
+        None,
+    )];
+    let body = serde_json::to_string(&StatusReport {
+        peers: rows.clone(),
+    })
+    .expect("json");
+    assert!(
+        body.contains("\"peerType\":\"node-to-node mesh\""),
+        "{body}"
+    );
     let raw = format!("HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{body}");
     assert_eq!(parse_response(raw.as_bytes()).expect("decodes"), rows);
 

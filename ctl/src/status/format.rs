@@ -117,8 +117,14 @@ fn family_section(title: &str, peers: &[&StatusPeer], now: SystemTime) -> String
 /// The whole `node status` BGP part: the IPv4 then the IPv6 table, rows sorted by
 /// address as the agent reported them.
 pub fn format_node_status(peers: &[StatusPeer], now: SystemTime) -> String {
-    let mut v4: Vec<&StatusPeer> = peers.iter().filter(|p| p.status.address.is_ipv4()).collect();
-    let mut v6: Vec<&StatusPeer> = peers.iter().filter(|p| p.status.address.is_ipv6()).collect();
+    let mut v4: Vec<&StatusPeer> = peers
+        .iter()
+        .filter(|p| p.status.address.is_ipv4())
+        .collect();
+    let mut v6: Vec<&StatusPeer> = peers
+        .iter()
+        .filter(|p| p.status.address.is_ipv6())
+        .collect();
     v4.sort_by_key(|p| p.status.address);
     v6.sort_by_key(|p| p.status.address);
     let mut out = family_section("IPv4 BGP status", &v4, now);

@@ -193,9 +193,7 @@ impl StatusListener {
                 }
                 Ok(StatusListener::Unix(UnixListener::bind(path).map_err(io)?))
             }
-            StatusAddr::Tcp(a) => Ok(StatusListener::Tcp(
-                TcpListener::bind(a).await.map_err(io)?,
-            )),
+            StatusAddr::Tcp(a) => Ok(StatusListener::Tcp(TcpListener::bind(a).await.map_err(io)?)),
         }
     }
 
@@ -313,7 +311,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> std::io::Result<Vec<u8>> {
     s.write_all(request.as_bytes()).await?;
     let mut out = Vec::new();
-    (&mut s).take(MAX_RESPONSE as u64).read_to_end(&mut out).await?;
+    (&mut s)
+        .take(MAX_RESPONSE as u64)
+        .read_to_end(&mut out)
+        .await?;
     Ok(out)
 }
 
