@@ -30,7 +30,7 @@ fn plan_creates_with_defaults_and_updates_carry_the_stored_version() {
     let acts = plan(
         &[obj(&new)],
         &[Some(obj(&stored))],
-        &[stored.clone()],
+        std::slice::from_ref(&stored),
         Mode::Apply,
     )
     .expect("update");
@@ -45,7 +45,14 @@ fn plan_creates_with_defaults_and_updates_carry_the_stored_version() {
 #[test]
 fn plan_refusals_name_document_and_field() {
     let a = pool("a", "10.1.0.0/16", Some("1"));
-    let cases: Vec<(Vec<IpPool>, Vec<Option<IpPool>>, Vec<IpPool>, Mode, &str)> = vec![
+    type Case = (
+        Vec<IpPool>,
+        Vec<Option<IpPool>>,
+        Vec<IpPool>,
+        Mode,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         // overlap with a stored pool
         (
             vec![pool("b", "10.1.2.0/24", None)],
@@ -112,7 +119,13 @@ fn plan_refusals_name_document_and_field() {
     }
     // Renaming a pool onto its own cidr is no overlap with itself.
     let same = pool("a", "10.1.0.0/16", None);
-    plan(&[obj(&same)], &[Some(obj(&a))], &[a.clone()], Mode::Apply).expect("self is no overlap");
+    plan(
+        &[obj(&same)],
+        &[Some(obj(&a))],
+        std::slice::from_ref(&a),
+        Mode::Apply,
+    )
+    .expect("self is no overlap");
 }
 
 #[test]
