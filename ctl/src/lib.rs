@@ -54,6 +54,14 @@ pub enum CtlError {
     /// The node status endpoint failed.
     #[error(transparent)]
     Status(#[from] status::StatusError),
+    /// `get KIND NAME` of an object that does not exist.
+    #[error("resource does not exist: {kind} with name {name:?}")]
+    NotFound {
+        /// The kind.
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+    },
     /// `ipam check` found problems (the report is printed).
     #[error("ipam check found {0} problem(s)")]
     CheckFailed(usize),

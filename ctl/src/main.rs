@@ -194,19 +194,10 @@ async fn run(cli: Cli) -> Outcome {
                 Some(n) => match objects::get(&ds, kind, &n).await.map_err(fail)? {
                     Some(o) => vec![o],
                     None => {
-                        return Err(fail(CtlError::Usage(format!(
-                            "{} {n:?} not found",
-                            kind.name()
-                        ))))
-                        .map_err(|(t, _)| {
-                            (
-                                t,
-                                CtlError::Rejected(vec![format!(
-                                    "resource does not exist: {} with name {n:?}",
-                                    kind.name()
-                                )]),
-                            )
-                        });
+                        return Err(fail(CtlError::NotFound {
+                            kind: kind.name(),
+                            name: n,
+                        }));
                     }
                 },
                 None => objects::list(&ds, kind).await.map_err(fail)?,
