@@ -1,0 +1,544 @@
+//! The agent's driver: connects the datastore, registers the node, starts felix's route
+//! reconciler, the BGP speaker and the status server, and runs one owner loop fed by one
+//! channel (datastore watch events of every kind, BGP route events, a tick). Decisions
+//! live in [`crate::plan`]; this module only moves data and calls the components.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ipnetwork::IpNetwork;
+use kube::Resource;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tortie_bgp::speaker::{PeerConfig, RouteEvent, Speaker, SpeakerConfig, State};
+use tortie_cni::Netns;
+use tortie_crds::{
+    BgpConfiguration, BgpPeer, BlockAffinity, IpPool, NodeBgpSpec, TortieNode, TortieNodeSpec,
+    WorkloadEndpoint,
+};
+use tortie_datastore::{Datastore, EtcdDatastore, Event, Filter, Kind, ObjectKey, Store};
+use tortie_felix::input::Input;
+
+use crate::config::{Backend, Config, NodeIp, first_found};
+use crate::error::AgentError;
+use crate::plan::{self, Cache};
+
+/// One message for the owner loop.
+#[derive(Debug)]
+enum Msg {
+    Node(Event<TortieNode>),
+    Pool(Event<IpPool>),
+    Affinity(Event<BlockAffinity>),
+    BgpConfig(Event<BgpConfiguration>),
+    Peer(Event<BgpPeer>),
+    Endpoint(Event<WorkloadEndpoint>),
+    Route(RouteEvent),
+}
+
+/// Number of datastore kinds watched (InSync waits for each one's first listing).
+const KINDS: usize = 6;
+
+/// A spawned task aborted when dropped (tasks are owned, never detached).
+struct Owned(JoinHandle<()>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Connects to etcd as configured.
+pub async fn connect(cfg: &Config) -> Result<Datastore, AgentError> {
+    let ds = EtcdDatastore::connect(&cfg.etcd_endpoints, &cfg.etcd_prefix)
+        .await
+        .map_err(AgentError::ds(format!("connect {:?}", cfg.etcd_endpoints)))?;
+    Ok(Datastore::Etcd(Box::new(ds)))
+}
+
+/// The node address: the configured one, or first-found over this namespace's links.
+pub async fn node_address(cfg: &Config) -> Result<IpNetwork, AgentError> {
+    if let NodeIp::Fixed(n) = cfg.ip {
+        return Ok(n);
+    }
+    let felix = |source| AgentError::Felix { source };
+    let h = Netns::current()
+        .connect()
+        .map_err(|source| AgentError::Plumbing {
+            what: "netlink".into(),
+            source,
+        })?;
+    let links = tortie_felix::route::kernel::list_links(&h).await.map_err(felix)?;
+    let names: BTreeMap<u32, String> = links.into_iter().map(|l| (l.index, l.name)).collect();
+    let addrs = tortie_felix::route::kernel::list_addrs(&h).await.map_err(felix)?;
+    let named: Vec<(String, IpNetwork)> = addrs
+        .into_iter()
+        .filter_map(|(i, a)| Some((names.get(&i)?.clone(), a)))
+        .collect();
+    first_found(&named).ok_or_else(|| AgentError::NoAddress("first-found found no IPv4 address".into()))
+}
+
+/// Creates the default pool; one that exists already is left alone.
+pub async fn ensure_default_pool(ds: &Datastore, cfg: &Config) -> Result<(), AgentError> {
+    let Some(pool) = &cfg.default_pool else {
+        return Ok(());
+    };
+    let store = ds.store::<IpPool>();
+    if !store.list(&Filter::all()).await.map_err(AgentError::ds("list IPPools"))?.items.is_empty() {
+        return Ok(());
+    }
+    match store.create(pool).await {
+        Ok(_) | Err(tortie_datastore::Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(AgentError::ds("create default IPPool")(e)),
+    }
+}
+
+/// Creates or updates this node's TortieNode (address with mask, AS).
+pub async fn register(ds: &Datastore, cfg: &Config, addr: IpNetwork) -> Result<(), AgentError> {
+    let store = ds.store::<TortieNode>();
+    let key = ObjectKey::cluster(&cfg.node_name);
+    for _ in 0..10 {
+        let existing = store.get(&key).await.map_err(AgentError::ds("get TortieNode"))?;
+        let res = match existing {
+            Some(mut n) => {
+                let bgp = n.spec.bgp.get_or_insert_with(NodeBgpSpec::default);
+                let want_as = cfg.as_number.map(tortie_crds::AsNumber);
+                if bgp.ipv4_address == Some(addr) && bgp.as_number == want_as {
+                    return Ok(());
+                }
+                bgp.ipv4_address = Some(addr);
+                bgp.as_number = want_as;
+                store.update(&n).await
+            }
+            None => {
+                let spec = TortieNodeSpec {
+                    bgp: Some(NodeBgpSpec {
+                        ipv4_address: Some(addr),
+                        as_number: cfg.as_number.map(tortie_crds::AsNumber),
+                        ..NodeBgpSpec::default()
+                    }),
+                    ..TortieNodeSpec::default()
+                };
+                store.create(&TortieNode::new(&cfg.node_name, spec)).await
+            }
+        };
+        match res {
+            Ok(_) => return Ok(()),
+            Err(tortie_datastore::Error::Conflict { .. })
+            | Err(tortie_datastore::Error::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(AgentError::ds(format!("write TortieNode {}", cfg.node_name))(e)),
+        }
+    }
+    Err(AgentError::NoAddress(format!(
+        "TortieNode {}: too many write conflicts",
+        cfg.node_name
+    )))
+}
+
+/// Lists and then watches kind `K` forever, sending the listing as a `Resync`.
+fn watch_kind<K: Kind + Send + Sync + 'static>(
+    store: Arc<dyn Store<K>>,
+    tx: mpsc::Sender<Msg>,
+    wrap: fn(Event<K>) -> Msg,
+) -> Owned {
+    Owned(tokio::spawn(async move {
+        loop {
+            match store.list(&Filter::all()).await {
+                Ok(l) => {
+                    let revision = l.revision.clone();
+                    let ev = Event::Resync {
+                        items: l.items,
+                        revision: l.revision,
+                    };
+                    if tx.send(wrap(ev)).await.is_err() {
+                        return;
+                    }
+                    match store.watch(&Filter::all(), &revision).await {
+                        Ok(mut s) => {
+                            while let Some(ev) = s.next().await {
+                                match ev {
+                                    Ok(ev) => {
+                                        if tx.send(wrap(ev)).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Err(e) => tracing::warn!("watch {}: {e}", K::kind(&())),
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!("watch {}: {e}", K::kind(&())),
+                    }
+                }
+                Err(e) => tracing::warn!("list {}: {e}", K::kind(&())),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }))
+}
+
+fn key_of<K: Resource>(o: &K) -> String {
+    let m = o.meta();
+    match &m.namespace {
+        Some(ns) => format!("{ns}/{}", m.name.clone().unwrap_or_default()),
+        None => m.name.clone().unwrap_or_default(),
+    }
+}
+
+/// Applies a watch event to one cache map; returns (old, new) per changed key.
+fn apply<K: Resource + Clone + PartialEq>(
+    map: &mut BTreeMap<String, K>,
+    ev: Event<K>,
+) -> (bool, Vec<(Option<K>, Option<K>)>) {
+    let mut out = Vec::new();
+    match ev {
+        Event::Added(o) | Event::Modified(o) => {
+            let old = map.insert(key_of(&o), o.clone());
+            if old.as_ref() != Some(&o) {
+                out.push((old, Some(o)));
+            }
+            (false, out)
+        }
+        Event::Deleted(o) => {
+            if let Some(old) = map.remove(&key_of(&o)) {
+                out.push((Some(old), None));
+            }
+            (false, out)
+        }
+        Event::Resync { items, .. } => {
+            let new: BTreeMap<String, K> = items.into_iter().map(|o| (key_of(&o), o)).collect();
+            for (k, old) in std::mem::take(map) {
+                if !new.contains_key(&k) {
+                    out.push((Some(old), None));
+                } else {
+                    map.insert(k, old);
+                }
+            }
+            for (k, o) in new {
+                let old = map.insert(k, o.clone());
+                if old.as_ref() != Some(&o) {
+                    out.push((old, Some(o)));
+                }
+            }
+            (true, out)
+        }
+    }
+}
+
+/// Runs the agent until `stop` resolves.
+pub async fn run(cfg: Config, stop: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
+    let ds = connect(&cfg).await?;
+    let addr = node_address(&cfg).await?;
+    let router_id = match addr.ip() {
+        IpAddr::V4(v) => v,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    };
+    ensure_default_pool(&ds, &cfg).await?;
+    register(&ds, &cfg, addr).await?;
+    tracing::info!(node = %cfg.node_name, %addr, "registered");
+
+    let felix = tortie_felix::route::spawn(tortie_felix::route::ReconcilerConfig::new(
+        &cfg.node_name,
+        Netns::current(),
+    ))
+    .await
+    .map_err(|source| AgentError::Felix { source })?;
+    let felix_tx = felix.input_tx.clone();
+
+    let (tx, mut rx) = mpsc::channel::<Msg>(1024);
+    let _watches = vec![
+        watch_kind(ds.store::<TortieNode>(), tx.clone(), Msg::Node),
+        watch_kind(ds.store::<IpPool>(), tx.clone(), Msg::Pool),
+        watch_kind(ds.store::<BlockAffinity>(), tx.clone(), Msg::Affinity),
+        watch_kind(ds.store::<BgpConfiguration>(), tx.clone(), Msg::BgpConfig),
+        watch_kind(ds.store::<BgpPeer>(), tx.clone(), Msg::Peer),
+        watch_kind(ds.store::<WorkloadEndpoint>(), tx.clone(), Msg::Endpoint),
+    ];
+
+    // The speaker's AS and port come from the stored BGP configuration at start.
+    let speaker = if cfg.backend == Backend::Bird {
+        let mut boot = Cache::default();
+        let cfgs = ds
+            .store::<BgpConfiguration>()
+            .list(&Filter::all())
+            .await
+            .map_err(AgentError::ds("list BGPConfigurations"))?;
+        for c in cfgs.items {
+            boot.bgp_configs.insert(key_of(&c), c);
+        }
+        let bc = plan::bgp_config(&boot, &cfg.node_name);
+        let asn = cfg
+            .as_number
+            .unwrap_or_else(|| bc.as_number.map(|a| a.get()).unwrap_or(64512));
+        let mut sc = SpeakerConfig::new(asn, router_id);
+        sc.listen = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), bc.listen_port.unwrap_or(179)));
+        let s = Speaker::start(sc).await.map_err(AgentError::bgp("start"))?;
+        let mut sub = s.subscribe_routes().await.map_err(AgentError::bgp("subscribe"))?;
+        let rtx = tx.clone();
+        let relay = Owned(tokio::spawn(async move {
+            while let Some(ev) = sub.recv().await {
+                if rtx.send(Msg::Route(ev)).await.is_err() {
+                    return;
+                }
+            }
+        }));
+        Some((s, relay))
+    } else {
+        None
+    };
+    drop(tx);
+
+    let _status = {
+        let addr = tortie_ctl::status::StatusAddr::parse(&cfg.status_addr).map_err(|source| {
+            AgentError::Status {
+                addr: cfg.status_addr.clone(),
+                source,
+            }
+        })?;
+        let listener = tortie_ctl::status::StatusListener::bind(&addr)
+            .await
+            .map_err(|source| AgentError::Status {
+                addr: cfg.status_addr.clone(),
+                source,
+            })?;
+        let sp = speaker.as_ref().map(|(s, _)| s.clone());
+        Owned(tokio::spawn(async move {
+            let r = tortie_ctl::status::serve(listener, move || {
+                let sp = sp.clone();
+                async move {
+                    match sp {
+                        Some(s) => s
+                            .peer_states()
+                            .await
+                            .map(|v| v.into_iter().map(tortie_ctl::status::StatusPeer::from_status).collect())
+                            .map_err(|e| e.to_string()),
+                        None => Ok(Vec::new()),
+                    }
+                }
+            })
+            .await;
+            if let Err(e) = r {
+                tracing::error!("status server: {e}");
+            }
+        }))
+    };
+
+    let mut st = LoopState {
+        me: cfg.node_name.clone(),
+        cache: Cache::default(),
+        listed: BTreeSet::new(),
+        peers: BTreeMap::new(),
+        exports: BTreeSet::new(),
+        base_peer: plan::base_peer(Duration::from_secs(2)),
+        in_sync_sent: false,
+        all_up_since: None,
+        deadline: Instant::now() + Duration::from_secs(cfg.in_sync_bound_secs),
+    };
+    let speaker_handle = speaker.as_ref().map(|(s, _)| s.clone());
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                let mut inputs = st.handle(msg);
+                while let Ok(more) = rx.try_recv() {
+                    inputs.extend(st.handle(more));
+                }
+                for i in inputs {
+                    if felix_tx.send(i).await.is_err() {
+                        tracing::error!("felix stopped");
+                    }
+                }
+                if let Some(s) = &speaker_handle {
+                    st.reconcile_bgp(s).await;
+                }
+            }
+            _ = tick.tick() => {
+                if st.check_in_sync(speaker_handle.as_ref()).await && felix_tx.send(Input::InSync).await.is_err() {
+                    tracing::error!("felix stopped");
+                }
+            }
+        }
+    }
+    // A clean stop: peers keep our routes for the GR time, felix keeps the kernel as is.
+    drop(felix);
+    Ok(())
+}
+
+struct LoopState {
+    me: String,
+    cache: Cache,
+    listed: BTreeSet<&'static str>,
+    peers: BTreeMap<IpAddr, PeerConfig>,
+    exports: BTreeSet<IpNetwork>,
+    base_peer: PeerConfig,
+    in_sync_sent: bool,
+    all_up_since: Option<Instant>,
+    deadline: Instant,
+}
+
+impl LoopState {
+    /// Updates the cache and returns felix's inputs for the change.
+    fn handle(&mut self, msg: Msg) -> Vec<Input> {
+        let mut out = Vec::new();
+        match msg {
+            Msg::Node(ev) => {
+                let (listed, ch) = apply(&mut self.cache.nodes, ev);
+                if listed {
+                    self.listed.insert("nodes");
+                }
+                for (old, new) in ch {
+                    match (old, new) {
+                        (_, Some(n)) => out.push(plan::node_input(&key_of(&n), &n)),
+                        (Some(o), None) => out.push(Input::NodeRemove { name: key_of(&o) }),
+                        (None, None) => {}
+                    }
+                }
+            }
+            Msg::Pool(ev) => {
+                let (listed, ch) = apply(&mut self.cache.pools, ev);
+                if listed {
+                    self.listed.insert("pools");
+                }
+                for (old, new) in ch {
+                    if let Some(o) = &old
+                        && new.as_ref().is_none_or(|n| n.spec.cidr != o.spec.cidr)
+                    {
+                        out.push(Input::PoolRemove { cidr: o.spec.cidr });
+                    }
+                    if let Some(n) = new {
+                        out.push(plan::pool_input(&n));
+                    }
+                }
+            }
+            Msg::Affinity(ev) => {
+                let (listed, ch) = apply(&mut self.cache.affinities, ev);
+                if listed {
+                    self.listed.insert("affinities");
+                }
+                for (old, new) in ch {
+                    match (old, new) {
+                        (_, Some(n)) => out.push(plan::affinity_input(&n)),
+                        (Some(o), None) => out.push(Input::AffinityRemove {
+                            cidr: o.spec.cidr,
+                            node: o.spec.node,
+                        }),
+                        (None, None) => {}
+                    }
+                }
+            }
+            Msg::BgpConfig(ev) => {
+                if apply(&mut self.cache.bgp_configs, ev).0 {
+                    self.listed.insert("bgpconfigs");
+                }
+            }
+            Msg::Peer(ev) => {
+                if apply(&mut self.cache.peers, ev).0 {
+                    self.listed.insert("peers");
+                }
+            }
+            Msg::Endpoint(ev) => {
+                let (listed, ch) = apply(&mut self.cache.endpoints, ev);
+                if listed {
+                    self.listed.insert("endpoints");
+                }
+                for (old, new) in ch {
+                    if let Some(o) = &old
+                        && new.as_ref().is_none_or(|n| plan::endpoint_id(n) != plan::endpoint_id(o))
+                    {
+                        out.push(Input::EndpointRemove(plan::endpoint_id(o)));
+                    }
+                    if let Some(n) = new {
+                        out.push(plan::endpoint_input(&n));
+                    }
+                }
+            }
+            Msg::Route(RouteEvent::Changed(c)) => {
+                let by_ip = plan::nodes_by_ip(&self.cache);
+                out.extend(plan::route_input(&c, &by_ip));
+            }
+            Msg::Route(RouteEvent::Synced) => {}
+        }
+        out
+    }
+
+    /// Brings the speaker's peers and originated prefixes to the plan.
+    async fn reconcile_bgp(&mut self, s: &Speaker) {
+        if self.listed.len() < KINDS {
+            return;
+        }
+        let (want, problems) = plan::desired_peers(&self.cache, &self.me, &self.base_peer);
+        for p in problems {
+            tracing::warn!("{p}");
+        }
+        let gone: Vec<IpAddr> = self.peers.keys().filter(|k| !want.contains_key(k)).copied().collect();
+        for ip in gone {
+            if let Err(e) = s.remove_peer(ip).await {
+                tracing::warn!("remove peer {ip}: {e}");
+            }
+            self.peers.remove(&ip);
+        }
+        for (ip, p) in want {
+            let r = match self.peers.get(&ip) {
+                None => s.add_peer(p.clone()).await,
+                Some(old) if *old != p => s.update_peer(p.clone()).await,
+                Some(_) => continue,
+            };
+            match r {
+                Ok(()) => {
+                    self.peers.insert(ip, p);
+                }
+                Err(e) => tracing::warn!("peer {ip}: {e}"),
+            }
+        }
+        let want = plan::desired_exports(&self.cache, &self.me);
+        for prefix in self.exports.difference(&want).copied().collect::<Vec<_>>() {
+            if let Err(e) = s.withdraw(prefix).await {
+                tracing::warn!("withdraw {prefix}: {e}");
+            }
+            self.exports.remove(&prefix);
+        }
+        for prefix in want.difference(&self.exports).copied().collect::<Vec<_>>() {
+            match s.originate(prefix, None).await {
+                Ok(()) => {
+                    self.exports.insert(prefix);
+                }
+                Err(e) => tracing::warn!("originate {prefix}: {e}"),
+            }
+        }
+    }
+
+    /// True exactly once: when every kind was listed and every peer is Established
+    /// (plus a second for their tables to arrive), or the bound ran out.
+    async fn check_in_sync(&mut self, s: Option<&Speaker>) -> bool {
+        if self.in_sync_sent || self.listed.len() < KINDS {
+            return false;
+        }
+        let all_up = match s {
+            None => true,
+            Some(s) => match s.peer_states().await {
+                Ok(v) => v.iter().all(|p| p.state == State::Established),
+                Err(_) => false,
+            },
+        };
+        let now = Instant::now();
+        if all_up {
+            let since = *self.all_up_since.get_or_insert(now);
+            if now.duration_since(since) < Duration::from_secs(1) && now < self.deadline {
+                return false;
+            }
+        } else {
+            self.all_up_since = None;
+            if now < self.deadline {
+                return false;
+            }
+        }
+        self.in_sync_sent = true;
+        tracing::info!("in sync");
+        true
+    }
+}

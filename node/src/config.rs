@@ -1,0 +1,232 @@
+//! Agent configuration from the environment (calico-node's variables) and flags.
+//!
+//! Pure: no I/O. Owns the parsing of `NODENAME`, `IP`, `AS`, `ETCD_ENDPOINTS`,
+//! `CALICO_NETWORKING_BACKEND`, the `CALICO_IPV4POOL_*` default pool, and the
+//! `first-found` address choice over an interface list read elsewhere.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use tortie_crds::IpPool;
+
+use crate::error::ConfigError;
+
+/// `CALICO_NETWORKING_BACKEND`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// BGP full mesh / peers (default).
+    Bird,
+    /// VXLAN routes from block affinities only; no BGP speaker.
+    Vxlan,
+    /// Neither BGP nor encapsulation routes: policy only.
+    None,
+}
+
+/// How the node IPv4 address is chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeIp {
+    /// `IP=10.0.0.5/24`: given with its mask.
+    Fixed(IpNetwork),
+    /// `IP=autodetect` (or unset): first-found.
+    Autodetect,
+}
+
+/// Everything the agent needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_name: String,
+    pub ip: NodeIp,
+    /// This node's AS (`AS`), else the cluster's.
+    pub as_number: Option<u32>,
+    pub etcd_endpoints: Vec<String>,
+    pub etcd_prefix: String,
+    pub backend: Backend,
+    /// The default pool to create (`None` when `NO_DEFAULT_POOLS=true`).
+    pub default_pool: Option<IpPool>,
+    /// Where `tortiectl node status` asks (`TORTIE_STATUS_ADDR`).
+    pub status_addr: String,
+    /// Longest wait for BGP peers before felix is told it is in sync, seconds.
+    pub in_sync_bound_secs: u64,
+}
+
+fn get<'a>(env: &'a BTreeMap<String, String>, k: &str) -> Option<&'a str> {
+    env.get(k).map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+/// Reads the configuration from environment-style key/values.
+pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+    let bad = |field: &str, reason: String| ConfigError::Invalid {
+        field: field.to_string(),
+        reason,
+    };
+    let node_name = get(env, "NODENAME")
+        .or_else(|| get(env, "HOSTNAME"))
+        .ok_or_else(|| bad("NODENAME", "required (or HOSTNAME)".into()))?
+        .to_string();
+    if node_name.len() > 253 || node_name.contains('/') {
+        return Err(bad("NODENAME", format!("{node_name:?} is not a node name")));
+    }
+    let ip = match get(env, "IP") {
+        None | Some("autodetect") => NodeIp::Autodetect,
+        Some(text) => {
+            if !text.contains('/') {
+                return Err(bad("IP", format!("{text:?} needs its mask (10.0.0.5/24)")));
+            }
+            let net: IpNetwork = text
+                .parse()
+                .map_err(|e| bad("IP", format!("{text:?}: {e}")))?;
+            if !net.is_ipv4() {
+                return Err(bad("IP", format!("{text:?} is not IPv4")));
+            }
+            NodeIp::Fixed(net)
+        }
+    };
+    let as_number = match get(env, "AS") {
+        None => None,
+        Some(t) => Some(
+            t.parse::<tortie_crds::AsNumber>()
+                .map_err(|e| bad("AS", format!("{t:?}: {e}")))?
+                .get(),
+        ),
+    };
+    let etcd_endpoints: Vec<String> = get(env, "ETCD_ENDPOINTS")
+        .ok_or_else(|| bad("ETCD_ENDPOINTS", "required (etcd is the only datastore)".into()))?
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if etcd_endpoints.is_empty() {
+        return Err(bad("ETCD_ENDPOINTS", "no endpoint given".into()));
+    }
+    let etcd_prefix = get(env, "ETCD_PREFIX").unwrap_or("/tortie").to_string();
+    if !etcd_prefix.starts_with('/') {
+        return Err(bad("ETCD_PREFIX", format!("{etcd_prefix:?} must start with '/'")));
+    }
+    let backend = match get(env, "CALICO_NETWORKING_BACKEND") {
+        None | Some("bird") => Backend::Bird,
+        Some("vxlan") => Backend::Vxlan,
+        Some("none") => Backend::None,
+        Some(o) => return Err(bad("CALICO_NETWORKING_BACKEND", format!("{o:?}: bird|vxlan|none"))),
+    };
+    let default_pool = if get(env, "NO_DEFAULT_POOLS") == Some("true") {
+        None
+    } else {
+        Some(
+            tortie_crds::defaults::default_ipv4_pool(env)
+                .map_err(|e| bad("CALICO_IPV4POOL_*", e.to_string()))?,
+        )
+    };
+    let status_addr = get(env, "TORTIE_STATUS_ADDR")
+        .unwrap_or(tortie_ctl::status::DEFAULT_STATUS_ADDR)
+        .to_string();
+    let in_sync_bound_secs = match get(env, "TORTIE_IN_SYNC_BOUND_SECS") {
+        None => 30,
+        Some(t) => t
+            .parse()
+            .map_err(|e| bad("TORTIE_IN_SYNC_BOUND_SECS", format!("{t:?}: {e}")))?,
+    };
+    Ok(Config {
+        node_name,
+        ip,
+        as_number,
+        etcd_endpoints,
+        etcd_prefix,
+        backend,
+        default_pool,
+        status_addr,
+        in_sync_bound_secs,
+    })
+}
+
+/// Interface prefixes `first-found` skips (Calico's defaults).
+pub const SKIPPED_IFACES: &[&str] = &[
+    "docker", "cbr", "veth", "cali", "tunl", "kube-ipvs", "vxlan.calico", "lo",
+];
+
+/// Calico's `first-found`: the first global IPv4 address, in interface order, of an
+/// interface not named like a container/tunnel device. `addrs` is (interface, address
+/// with mask) in kernel order.
+pub fn first_found(addrs: &[(String, IpNetwork)]) -> Option<IpNetwork> {
+    addrs
+        .iter()
+        .filter(|(iface, _)| !SKIPPED_IFACES.iter().any(|p| iface.starts_with(p)))
+        .map(|(_, a)| *a)
+        .find(|a| match a.ip() {
+            IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
+            IpAddr::V6(_) => false,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn minimal_env_gives_defaults() {
+        let c = from_env(&env(&[("NODENAME", "n1"), ("ETCD_ENDPOINTS", "http://e:2379")])).unwrap();
+        assert_eq!(c.node_name, "n1");
+        assert_eq!(c.ip, NodeIp::Autodetect);
+        assert_eq!(c.backend, Backend::Bird);
+        assert_eq!(c.etcd_prefix, "/tortie");
+        let pool = c.default_pool.unwrap();
+        assert_eq!(pool.spec.cidr.to_string(), "192.168.0.0/16");
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let e = from_env(&env(&[("ETCD_ENDPOINTS", "x")])).unwrap_err();
+        assert!(e.to_string().contains("NODENAME"), "{e}");
+        let e = from_env(&env(&[("NODENAME", "n"), ("ETCD_ENDPOINTS", "x"), ("IP", "10.0.0.1")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("IP") && e.to_string().contains("mask"), "{e}");
+        let e = from_env(&env(&[("NODENAME", "n"), ("ETCD_ENDPOINTS", "x"), ("AS", "abc")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("AS"), "{e}");
+        let e = from_env(&env(&[
+            ("NODENAME", "n"),
+            ("ETCD_ENDPOINTS", "x"),
+            ("CALICO_NETWORKING_BACKEND", "gobgp"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains("CALICO_NETWORKING_BACKEND"), "{e}");
+    }
+
+    #[test]
+    fn fixed_ip_and_pool_env() {
+        let c = from_env(&env(&[
+            ("NODENAME", "n"),
+            ("ETCD_ENDPOINTS", "a,b"),
+            ("IP", "10.0.0.5/24"),
+            ("AS", "64513"),
+            ("CALICO_IPV4POOL_CIDR", "10.244.0.0/16"),
+        ]))
+        .unwrap();
+        assert_eq!(c.ip, NodeIp::Fixed("10.0.0.5/24".parse().unwrap()));
+        assert_eq!(c.as_number, Some(64513));
+        assert_eq!(c.etcd_endpoints, vec!["a", "b"]);
+        assert_eq!(c.default_pool.unwrap().spec.cidr.to_string(), "10.244.0.0/16");
+    }
+
+    #[test]
+    fn first_found_skips_container_devices() {
+        let a = |i: &str, n: &str| (i.to_string(), n.parse::<IpNetwork>().unwrap());
+        let addrs = vec![
+            a("lo", "127.0.0.1/8"),
+            a("docker0", "172.17.0.1/16"),
+            a("cali1234", "169.254.1.1/32"),
+            a("vxlan.calico", "10.244.0.1/32"),
+            a("eth0", "10.0.0.5/24"),
+            a("eth1", "10.1.0.5/24"),
+        ];
+        assert_eq!(first_found(&addrs), Some("10.0.0.5/24".parse().unwrap()));
+        assert_eq!(first_found(&addrs[..4]), None);
+    }
+}

@@ -1,0 +1,18 @@
+//! tortie-node: the per-node agent. It registers the node, keeps the BGP speaker's peers
+//! and originated blocks equal to the datastore's plan, relays learned routes and
+//! datastore objects to felix's route reconciler, and serves the peer table for
+//! `tortiectl node status`.
+//!
+//! - [`config`] (pure): calico-node's environment variables, first-found autodetection.
+//! - [`plan`] (pure): mesh and BGPPeer peers, exports, felix input translation.
+//! - [`agent`]: the driver (datastore watches, speaker, felix, status server).
+//! - [`pod`]: the lab's pod-creation path (IPAM + cni plumbing + WorkloadEndpoint).
+
+pub mod agent;
+pub mod config;
+pub mod error;
+pub mod plan;
+pub mod pod;
+
+pub use config::{Backend, Config, NodeIp, from_env};
+pub use error::{AgentError, ConfigError};
