@@ -221,7 +221,9 @@ impl Args {
         for p in &self.peers {
             specs.push((PeerSpec::parse(p, "--peer")?, false, format!("--peer {p}")));
         }
-        if specs.is_empty() {
+        // An empty clients file is fine (membership is managed there); no source at all
+        // is a mistake.
+        if specs.is_empty() && clients_file.is_none() {
             return Err(ConfigError::NoPeers);
         }
 
@@ -364,6 +366,10 @@ mod tests {
             args(&[]).into_config(None).expect_err("no peers"),
             ConfigError::NoPeers
         );
+        let c = args(&["--clients-from", "/etc/c"])
+            .into_config(Some("# filled in later\n"))
+            .expect("an empty clients file is allowed");
+        assert!(c.peers.is_empty());
         let e = Args::try_parse_from(["tortie-rr", "--router-id", "1.2.3.4", "--as", "x"]);
         assert!(e.is_err());
         let e = Args::try_parse_from(["tortie-rr", "--router-id", "1.2.3.4", "--as", "0"])
