@@ -293,3 +293,127 @@ fn reflects_between_bird_frr_and_gobgp() -> Result<()> {
     assert!(!status.exists(), "status socket removed on exit");
     Ok(())
 }
+
+/// Two reflectors with the same cluster id, peering with each other as non-clients, and
+/// two clients (BIRD, GoBGP) peering with both: each client gets the other's prefix once
+/// per reflector, every copy with CLUSTER_LIST = [cluster id] exactly (never reflected
+/// twice), and a withdrawal leaves nothing behind (no route kept alive by a loop).
+#[test]
+fn redundant_reflectors_with_one_cluster_id_do_not_loop() -> Result<()> {
+    const RR2: &str = "10.0.0.11";
+    let lab = Lab::new("rr2")?;
+    let h1 = lab.add_host("rr1", &format!("{RR}/24"))?;
+    let h2 = lab.add_host("rr2", &format!("{RR2}/24"))?;
+    let bird_host = lab.add_host("bird", &format!("{BIRD_IP}/24"))?;
+    let gobgp_host = lab.add_host("gobgp", &format!("{GOBGP_IP}/24"))?;
+    let mut rrs = Vec::new();
+    for (host, me, other) in [(&h1, RR, RR2), (&h2, RR2, RR)] {
+        let status = lab.dir().join(format!("status-{me}.sock"));
+        rrs.push(host.spawn(
+            "tortie-rr",
+            env!("CARGO_BIN_EXE_tortie-rr"),
+            &[
+                "--router-id",
+                me,
+                "--cluster-id",
+                CLUSTER,
+                "--listen",
+                &format!("{me}:{RR_PORT}"),
+                "--client",
+                BIRD_IP,
+                "--client",
+                GOBGP_IP,
+                "--peer",
+                &format!("{other}:{RR_PORT}"),
+                "--connect-retry",
+                "1",
+                "--hold-time",
+                "9",
+                "--status-socket",
+                &status.display().to_string(),
+            ],
+        )?);
+    }
+    let mut cfg = BirdConfig::new(BIRD_IP.parse()?, AS);
+    for (name, addr) in [("reflector1", RR), ("reflector2", RR2)] {
+        let mut n = BirdNeighbor::new(name, ip(addr), AS);
+        n.port = Some(RR_PORT);
+        cfg.neighbors.push(n);
+    }
+    cfg.static_routes.push(BIRD_NET.parse()?);
+    let bird = Bird::start(&bird_host, cfg)?;
+    let mut cfg = GoBgpConfig::new(GOBGP_IP.parse()?, AS);
+    for addr in [RR, RR2] {
+        let mut n = GoBgpNeighbor::new(ip(addr), AS);
+        n.port = Some(RR_PORT);
+        cfg.neighbors.push(n);
+    }
+    cfg.originate.push((GOBGP_NET.parse()?, None));
+    let gobgp = GoBgp::start(&gobgp_host, cfg)?;
+    let logs = || format!("rr1: {}\nrr2: {}", rrs[0].log_tail(20), rrs[1].log_tail(20));
+
+    for name in ["reflector1", "reflector2"] {
+        bird.wait_established(name, DEADLINE).with_context(logs)?;
+    }
+    for addr in [RR, RR2] {
+        gobgp
+            .wait_established(ip(addr), DEADLINE)
+            .with_context(logs)?;
+    }
+    eventually("BIRD has GoBGP's prefix via both reflectors", || {
+        let text = bird.birdc(&format!("show route all for {GOBGP_NET}"))?;
+        let rib = bird.routes("master4")?;
+        let paths = routes_for(&rib, GOBGP_NET);
+        let clusters: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("BGP.cluster_list:"))
+            .map(str::trim)
+            .collect();
+        let origins: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("BGP.originator_id:"))
+            .map(str::trim)
+            .collect();
+        if paths.len() != 2
+            || paths.iter().any(|p| p.next_hop != Some(ip(GOBGP_IP)))
+            || clusters != [CLUSTER, CLUSTER]
+            || origins != [GOBGP_IP, GOBGP_IP]
+        {
+            bail!("{paths:?}\n{text}");
+        }
+        Ok(())
+    })
+    .with_context(logs)?;
+    eventually("GoBGP has BIRD's prefix via both reflectors", || {
+        let rib = gobgp.routes("ipv4")?;
+        let paths = routes_for(&rib, BIRD_NET);
+        if paths.len() != 2 || paths.iter().any(|p| p.next_hop != Some(ip(BIRD_IP))) {
+            bail!("{paths:?}");
+        }
+        Ok(())
+    })
+    .with_context(logs)?;
+    // The reflectors' session to each other is up (so the absence of doubled cluster
+    // lists above is loop prevention, not a missing session).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let addr = tortie_ctl::status::StatusAddr::Unix(lab.dir().join(format!("status-{RR}.sock")));
+    let peers = rt.block_on(tortie_ctl::status::fetch(&addr))?;
+    let peer = peers
+        .iter()
+        .find(|p| p.status.name == "RRPeer_10_0_0_11")
+        .ok_or_else(|| anyhow!("no RR peer row: {peers:?}"))?;
+    assert_eq!(peer.status.info, "Established", "{peer:?}");
+
+    gobgp.del_route(GOBGP_NET.parse()?)?;
+    eventually("GoBGP's withdrawal empties BIRD", || {
+        let rib = bird.routes("master4")?;
+        if !routes_for(&rib, GOBGP_NET).is_empty() {
+            bail!("still there: {rib:?}");
+        }
+        Ok(())
+    })
+    .with_context(logs)?;
+    Ok(())
+}
