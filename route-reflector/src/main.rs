@@ -14,7 +14,18 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = tortie_rr::Args::parse();
+    let args = match tortie_rr::Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => {
+            // --help / --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(64);
+        }
+    };
     let file = match &args.clients_from {
         Some(p) => match std::fs::read_to_string(p) {
             Ok(t) => Some(t),
