@@ -48,7 +48,8 @@ pub struct Args {
     /// TCP MD5 password for every session (RFC 2385).
     #[arg(long, env = "TORTIE_RR_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
-    /// Only accept connections, never dial.
+    /// Only accept connections, never dial (toward another reflector given with --peer,
+    /// only the side with the greater address dials anyway).
     #[arg(long)]
     pub passive: bool,
     /// Graceful-restart time advertised, seconds (0 disables GR).
@@ -233,6 +234,10 @@ impl Args {
         speaker.graceful_restart_time =
             (self.graceful_restart_time > 0).then_some(self.graceful_restart_time);
 
+        let own_address = match self.listen.ip() {
+            a if a.is_unspecified() => IpAddr::V4(router_id),
+            a => a,
+        };
         let mut peers: Vec<PeerConfig> = Vec::new();
         let mut seen: Vec<(IpAddr, String)> = Vec::new();
         for (spec, client, origin) in specs {
@@ -247,7 +252,10 @@ impl Args {
             let mut p = PeerConfig::new(spec.address, self.local_as);
             p.port = spec.port;
             p.rr_client = client;
-            p.passive = self.passive;
+            // As Calico's mesh: between reflectors only the side with the greater
+            // address dials, so two reflectors started together never race their
+            // connections (clients are always dialled: they may be passive).
+            p.passive = self.passive || (!client && spec.address > own_address);
             p.password = self.password.clone();
             p.hold_time = self.hold_time;
             p.connect_retry = Duration::from_secs(self.connect_retry);
@@ -338,6 +346,17 @@ mod tests {
                 .all(|p| p.password.as_deref() == Some("s3cret"))
         );
         assert_eq!(c.peers[4].name, "RRPeer_10_0_0_8");
+        // Only the side with the greater address dials another reflector.
+        let rr = |me: &str, other: &str| {
+            Args::try_parse_from(["tortie-rr", "--router-id", me, "--peer", other])
+                .expect("parse")
+                .into_config(None)
+                .expect("config")
+                .peers[0]
+                .passive
+        };
+        assert!(rr("10.0.0.9", "10.0.0.10"));
+        assert!(!rr("10.0.0.10", "10.0.0.9"));
     }
 
     #[test]

@@ -399,12 +399,18 @@ fn redundant_reflectors_with_one_cluster_id_do_not_loop() -> Result<()> {
         .enable_all()
         .build()?;
     let addr = tortie_ctl::status::StatusAddr::Unix(lab.dir().join(format!("status-{RR}.sock")));
-    let peers = rt.block_on(tortie_ctl::status::fetch(&addr))?;
-    let peer = peers
-        .iter()
-        .find(|p| p.status.name == "RRPeer_10_0_0_11")
-        .ok_or_else(|| anyhow!("no RR peer row: {peers:?}"))?;
-    assert_eq!(peer.status.info, "Established", "{peer:?}");
+    eventually("rr1 shows rr2 Established", || {
+        let peers = rt.block_on(tortie_ctl::status::fetch(&addr))?;
+        let peer = peers
+            .iter()
+            .find(|p| p.status.name == "RRPeer_10_0_0_11")
+            .ok_or_else(|| anyhow!("no RR peer row: {peers:?}"))?;
+        if peer.status.info != "Established" {
+            bail!("{peer:?}");
+        }
+        Ok(())
+    })
+    .with_context(logs)?;
 
     gobgp.del_route(GOBGP_NET.parse()?)?;
     eventually("GoBGP's withdrawal empties BIRD", || {
