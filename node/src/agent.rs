@@ -71,14 +71,19 @@ pub async fn node_address(cfg: &Config) -> Result<IpNetwork, AgentError> {
             what: "netlink".into(),
             source,
         })?;
-    let links = tortie_felix::route::kernel::list_links(&h).await.map_err(felix)?;
+    let links = tortie_felix::route::kernel::list_links(&h)
+        .await
+        .map_err(felix)?;
     let names: BTreeMap<u32, String> = links.into_iter().map(|l| (l.index, l.name)).collect();
-    let addrs = tortie_felix::route::kernel::list_addrs(&h).await.map_err(felix)?;
+    let addrs = tortie_felix::route::kernel::list_addrs(&h)
+        .await
+        .map_err(felix)?;
     let named: Vec<(String, IpNetwork)> = addrs
         .into_iter()
         .filter_map(|(i, a)| Some((names.get(&i)?.clone(), a)))
         .collect();
-    first_found(&named).ok_or_else(|| AgentError::NoAddress("first-found found no IPv4 address".into()))
+    first_found(&named)
+        .ok_or_else(|| AgentError::NoAddress("first-found found no IPv4 address".into()))
 }
 
 /// Creates the default pool; one that exists already is left alone.
@@ -87,7 +92,13 @@ pub async fn ensure_default_pool(ds: &Datastore, cfg: &Config) -> Result<(), Age
         return Ok(());
     };
     let store = ds.store::<IpPool>();
-    if !store.list(&Filter::all()).await.map_err(AgentError::ds("list IPPools"))?.items.is_empty() {
+    if !store
+        .list(&Filter::all())
+        .await
+        .map_err(AgentError::ds("list IPPools"))?
+        .items
+        .is_empty()
+    {
         return Ok(());
     }
     match store.create(pool).await {
@@ -101,7 +112,10 @@ pub async fn register(ds: &Datastore, cfg: &Config, addr: IpNetwork) -> Result<(
     let store = ds.store::<TortieNode>();
     let key = ObjectKey::cluster(&cfg.node_name);
     for _ in 0..10 {
-        let existing = store.get(&key).await.map_err(AgentError::ds("get TortieNode"))?;
+        let existing = store
+            .get(&key)
+            .await
+            .map_err(AgentError::ds("get TortieNode"))?;
         let res = match existing {
             Some(mut n) => {
                 let bgp = n.spec.bgp.get_or_insert_with(NodeBgpSpec::default);
@@ -129,7 +143,12 @@ pub async fn register(ds: &Datastore, cfg: &Config, addr: IpNetwork) -> Result<(
             Ok(_) => return Ok(()),
             Err(tortie_datastore::Error::Conflict { .. })
             | Err(tortie_datastore::Error::AlreadyExists { .. }) => continue,
-            Err(e) => return Err(AgentError::ds(format!("write TortieNode {}", cfg.node_name))(e)),
+            Err(e) => {
+                return Err(AgentError::ds(format!(
+                    "write TortieNode {}",
+                    cfg.node_name
+                ))(e));
+            }
         }
     }
     Err(AgentError::NoAddress(format!(
@@ -148,6 +167,7 @@ fn watch_kind<K: Kind + Send + Sync + 'static>(
         loop {
             match store.list(&Filter::all()).await {
                 Ok(l) => {
+                    tracing::info!("listed {} {}", l.items.len(), K::kind(&()));
                     let revision = l.revision.clone();
                     let ev = Event::Resync {
                         items: l.items,
@@ -161,6 +181,7 @@ fn watch_kind<K: Kind + Send + Sync + 'static>(
                             while let Some(ev) = s.next().await {
                                 match ev {
                                     Ok(ev) => {
+                                        tracing::debug!("{} event: {ev:?}", K::kind(&()));
                                         if tx.send(wrap(ev)).await.is_err() {
                                             return;
                                         }
@@ -187,11 +208,15 @@ fn key_of<K: Resource>(o: &K) -> String {
     }
 }
 
-/// Applies a watch event to one cache map; returns (old, new) per changed key.
+/// One changed key: the object before (if any) and after (`None` = removed).
+type Change<K> = (Option<K>, Option<K>);
+
+/// Applies a watch event to one cache map; returns whether it was a full listing, and
+/// the changes.
 fn apply<K: Resource + Clone + PartialEq>(
     map: &mut BTreeMap<String, K>,
     ev: Event<K>,
-) -> (bool, Vec<(Option<K>, Option<K>)>) {
+) -> (bool, Vec<Change<K>>) {
     let mut out = Vec::new();
     match ev {
         Event::Added(o) | Event::Modified(o) => {
@@ -228,7 +253,10 @@ fn apply<K: Resource + Clone + PartialEq>(
 }
 
 /// Runs the agent until `stop` resolves.
-pub async fn run(cfg: Config, stop: impl std::future::Future<Output = ()>) -> Result<(), AgentError> {
+pub async fn run(
+    cfg: Config,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), AgentError> {
     let ds = connect(&cfg).await?;
     let addr = node_address(&cfg).await?;
     let router_id = match addr.ip() {
@@ -248,7 +276,7 @@ pub async fn run(cfg: Config, stop: impl std::future::Future<Output = ()>) -> Re
     let felix_tx = felix.input_tx.clone();
 
     let (tx, mut rx) = mpsc::channel::<Msg>(1024);
-    let _watches = vec![
+    let _watches = [
         watch_kind(ds.store::<TortieNode>(), tx.clone(), Msg::Node),
         watch_kind(ds.store::<IpPool>(), tx.clone(), Msg::Pool),
         watch_kind(ds.store::<BlockAffinity>(), tx.clone(), Msg::Affinity),
@@ -273,9 +301,15 @@ pub async fn run(cfg: Config, stop: impl std::future::Future<Output = ()>) -> Re
             .as_number
             .unwrap_or_else(|| bc.as_number.map(|a| a.get()).unwrap_or(64512));
         let mut sc = SpeakerConfig::new(asn, router_id);
-        sc.listen = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), bc.listen_port.unwrap_or(179)));
+        sc.listen = Some(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bc.listen_port.unwrap_or(179),
+        ));
         let s = Speaker::start(sc).await.map_err(AgentError::bgp("start"))?;
-        let mut sub = s.subscribe_routes().await.map_err(AgentError::bgp("subscribe"))?;
+        let mut sub = s
+            .subscribe_routes()
+            .await
+            .map_err(AgentError::bgp("subscribe"))?;
         let rtx = tx.clone();
         let relay = Owned(tokio::spawn(async move {
             while let Some(ev) = sub.recv().await {
@@ -312,7 +346,11 @@ pub async fn run(cfg: Config, stop: impl std::future::Future<Output = ()>) -> Re
                         Some(s) => s
                             .peer_states()
                             .await
-                            .map(|v| v.into_iter().map(tortie_ctl::status::StatusPeer::from_status).collect())
+                            .map(|v| {
+                                v.into_iter()
+                                    .map(tortie_ctl::status::StatusPeer::from_status)
+                                    .collect()
+                            })
                             .map_err(|e| e.to_string()),
                         None => Ok(Vec::new()),
                     }
@@ -448,7 +486,9 @@ impl LoopState {
                 }
                 for (old, new) in ch {
                     if let Some(o) = &old
-                        && new.as_ref().is_none_or(|n| plan::endpoint_id(n) != plan::endpoint_id(o))
+                        && new
+                            .as_ref()
+                            .is_none_or(|n| plan::endpoint_id(n) != plan::endpoint_id(o))
                     {
                         out.push(Input::EndpointRemove(plan::endpoint_id(o)));
                     }
@@ -475,7 +515,12 @@ impl LoopState {
         for p in problems {
             tracing::warn!("{p}");
         }
-        let gone: Vec<IpAddr> = self.peers.keys().filter(|k| !want.contains_key(k)).copied().collect();
+        let gone: Vec<IpAddr> = self
+            .peers
+            .keys()
+            .filter(|k| !want.contains_key(k))
+            .copied()
+            .collect();
         for ip in gone {
             if let Err(e) = s.remove_peer(ip).await {
                 tracing::warn!("remove peer {ip}: {e}");

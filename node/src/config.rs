@@ -91,7 +91,12 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         ),
     };
     let etcd_endpoints: Vec<String> = get(env, "ETCD_ENDPOINTS")
-        .ok_or_else(|| bad("ETCD_ENDPOINTS", "required (etcd is the only datastore)".into()))?
+        .ok_or_else(|| {
+            bad(
+                "ETCD_ENDPOINTS",
+                "required (etcd is the only datastore)".into(),
+            )
+        })?
         .split(',')
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
@@ -101,13 +106,21 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
     }
     let etcd_prefix = get(env, "ETCD_PREFIX").unwrap_or("/tortie").to_string();
     if !etcd_prefix.starts_with('/') {
-        return Err(bad("ETCD_PREFIX", format!("{etcd_prefix:?} must start with '/'")));
+        return Err(bad(
+            "ETCD_PREFIX",
+            format!("{etcd_prefix:?} must start with '/'"),
+        ));
     }
     let backend = match get(env, "CALICO_NETWORKING_BACKEND") {
         None | Some("bird") => Backend::Bird,
         Some("vxlan") => Backend::Vxlan,
         Some("none") => Backend::None,
-        Some(o) => return Err(bad("CALICO_NETWORKING_BACKEND", format!("{o:?}: bird|vxlan|none"))),
+        Some(o) => {
+            return Err(bad(
+                "CALICO_NETWORKING_BACKEND",
+                format!("{o:?}: bird|vxlan|none"),
+            ));
+        }
     };
     let default_pool = if get(env, "NO_DEFAULT_POOLS") == Some("true") {
         None
@@ -141,7 +154,14 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
 
 /// Interface prefixes `first-found` skips (Calico's defaults).
 pub const SKIPPED_IFACES: &[&str] = &[
-    "docker", "cbr", "veth", "cali", "tunl", "kube-ipvs", "vxlan.calico", "lo",
+    "docker",
+    "cbr",
+    "veth",
+    "cali",
+    "tunl",
+    "kube-ipvs",
+    "vxlan.calico",
+    "lo",
 ];
 
 /// Calico's `first-found`: the first global IPv4 address, in interface order, of an
@@ -171,7 +191,11 @@ mod tests {
 
     #[test]
     fn minimal_env_gives_defaults() {
-        let c = from_env(&env(&[("NODENAME", "n1"), ("ETCD_ENDPOINTS", "http://e:2379")])).unwrap();
+        let c = from_env(&env(&[
+            ("NODENAME", "n1"),
+            ("ETCD_ENDPOINTS", "http://e:2379"),
+        ]))
+        .unwrap();
         assert_eq!(c.node_name, "n1");
         assert_eq!(c.ip, NodeIp::Autodetect);
         assert_eq!(c.backend, Backend::Bird);
@@ -184,11 +208,22 @@ mod tests {
     fn errors_name_the_variable() {
         let e = from_env(&env(&[("ETCD_ENDPOINTS", "x")])).unwrap_err();
         assert!(e.to_string().contains("NODENAME"), "{e}");
-        let e = from_env(&env(&[("NODENAME", "n"), ("ETCD_ENDPOINTS", "x"), ("IP", "10.0.0.1")]))
-            .unwrap_err();
-        assert!(e.to_string().contains("IP") && e.to_string().contains("mask"), "{e}");
-        let e = from_env(&env(&[("NODENAME", "n"), ("ETCD_ENDPOINTS", "x"), ("AS", "abc")]))
-            .unwrap_err();
+        let e = from_env(&env(&[
+            ("NODENAME", "n"),
+            ("ETCD_ENDPOINTS", "x"),
+            ("IP", "10.0.0.1"),
+        ]))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("IP") && e.to_string().contains("mask"),
+            "{e}"
+        );
+        let e = from_env(&env(&[
+            ("NODENAME", "n"),
+            ("ETCD_ENDPOINTS", "x"),
+            ("AS", "abc"),
+        ]))
+        .unwrap_err();
         assert!(e.to_string().contains("AS"), "{e}");
         let e = from_env(&env(&[
             ("NODENAME", "n"),
@@ -212,7 +247,10 @@ mod tests {
         assert_eq!(c.ip, NodeIp::Fixed("10.0.0.5/24".parse().unwrap()));
         assert_eq!(c.as_number, Some(64513));
         assert_eq!(c.etcd_endpoints, vec!["a", "b"]);
-        assert_eq!(c.default_pool.unwrap().spec.cidr.to_string(), "10.244.0.0/16");
+        assert_eq!(
+            c.default_pool.unwrap().spec.cidr.to_string(),
+            "10.244.0.0/16"
+        );
     }
 
     #[test]

@@ -53,7 +53,9 @@ pub enum AgentError {
 }
 
 impl AgentError {
-    pub(crate) fn ds(what: impl Into<String>) -> impl FnOnce(tortie_datastore::Error) -> AgentError {
+    pub(crate) fn ds(
+        what: impl Into<String>,
+    ) -> impl FnOnce(tortie_datastore::Error) -> AgentError {
         let what = what.into();
         move |source| AgentError::Datastore { what, source }
     }

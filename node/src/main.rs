@@ -81,8 +81,9 @@ fn main() -> ExitCode {
                 mtu,
             } => {
                 let ds = tortie_node::agent::connect(&cfg).await?;
-                let ip = tortie_node::pod::add_pod(&ds, &cfg.node_name, &namespace, &pod, &netns, mtu)
-                    .await?;
+                let ip =
+                    tortie_node::pod::add_pod(&ds, &cfg.node_name, &namespace, &pod, &netns, mtu)
+                        .await?;
                 println!("{ip}");
             }
         }

@@ -12,7 +12,9 @@ use std::time::Duration;
 use ipnetwork::IpNetwork;
 use tortie_bgp::speaker::{PeerConfig, RibChange};
 use tortie_crds::scope::{PeerRemote, PeerScope};
-use tortie_crds::{BgpConfigurationSpec, BgpPeer, BlockAffinity, IpPool, TortieNode, WorkloadEndpoint};
+use tortie_crds::{
+    BgpConfigurationSpec, BgpPeer, BlockAffinity, IpPool, TortieNode, WorkloadEndpoint,
+};
 use tortie_felix::input as fx;
 
 /// The datastore objects the agent keeps, by name (`namespace/name` for endpoints).
@@ -70,7 +72,11 @@ fn restart_secs(text: Option<&str>) -> Option<u16> {
 
 /// Every peer `me` should have, by remote address, plus problems found on the way (a
 /// BGPPeer with a bad field is skipped and reported, never fatal).
-pub fn desired_peers(cache: &Cache, me: &str, base: &PeerConfig) -> (BTreeMap<IpAddr, PeerConfig>, Vec<String>) {
+pub fn desired_peers(
+    cache: &Cache,
+    me: &str,
+    base: &PeerConfig,
+) -> (BTreeMap<IpAddr, PeerConfig>, Vec<String>) {
     let mut out = BTreeMap::new();
     let mut problems = Vec::new();
     let Some(my_node) = cache.nodes.get(me) else {
@@ -154,7 +160,11 @@ pub fn desired_peers(cache: &Cache, me: &str, base: &PeerConfig) -> (BTreeMap<Ip
             if let Some(t) = restart_secs(spec.max_restart_time.as_deref()) {
                 pc.graceful_restart_time = Some(t);
             }
-            if let Some(k) = spec.keepalive_time.as_deref().and_then(|t| tortie_crds::duration::parse_go_duration(t).ok()) {
+            if let Some(k) = spec
+                .keepalive_time
+                .as_deref()
+                .and_then(|t| tortie_crds::duration::parse_go_duration(t).ok())
+            {
                 let k = k.as_secs().clamp(1, 21845) as u16;
                 pc.keepalive = Some(k);
                 pc.hold_time = k.saturating_mul(3).max(3);
@@ -174,9 +184,10 @@ pub fn desired_exports(cache: &Cache, me: &str) -> BTreeSet<IpNetwork> {
         .filter(|a| a.spec.node == me && !a.spec.deleted)
         .filter(|a| a.spec.state == tortie_crds::AffinityState::Confirmed)
         .filter(|a| {
-            !cache.pools.values().any(|p| {
-                p.spec.disable_bgp_export && contains(&p.spec.cidr, &a.spec.cidr)
-            })
+            !cache
+                .pools
+                .values()
+                .any(|p| p.spec.disable_bgp_export && contains(&p.spec.cidr, &a.spec.cidr))
         })
         .map(|a| a.spec.cidr)
         .collect()
