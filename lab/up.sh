@@ -69,7 +69,9 @@ add_host() { # name addr
 
 add_host etcd 10.0.0.100/24
 ETCD=http://10.0.0.100:2379
-inns "$P-etcd" etcd --name lab --data-dir "$DIR/etcd" \
+# Started with `ip netns exec` directly (not through a shell function) so $! is the
+# daemon's own PID (ip execs it) and the trap kills the daemon itself.
+ip netns exec "$P-etcd" etcd --name lab --data-dir "$DIR/etcd" \
   --listen-client-urls "$ETCD" --advertise-client-urls "$ETCD" \
   --listen-peer-urls http://10.0.0.100:2380 >"$DIR/etcd.log" 2>&1 &
 PIDS+=($!)
@@ -87,7 +89,7 @@ for n in n1 n2 n3; do
   # A real host has a default route; proxy ARP for the pods' gateway needs one.
   inns "$P-$n" ip route add default dev eth0
   # shellcheck disable=SC2046
-  inns "$P-$n" env $(nodeenv "$n") "$NODE_BIN" >"$DIR/$n.log" 2>&1 &
+  ip netns exec "$P-$n" env $(nodeenv "$n") "$NODE_BIN" >"$DIR/$n.log" 2>&1 &
   PIDS+=($!)
 done
 echo "$(printf '%s ' "${PIDS[@]}")" > "$DIR/pids"

@@ -46,7 +46,7 @@ impl Node {
     }
 
     fn add_pod(&self, lab: &Lab, etcd: &str, pod: &str) -> Result<(Host, IpAddr)> {
-        let pod_host = lab.add_bare_host(&format!("{}{pod}", self.name))?;
+        let pod_host = lab.add_bare_host(pod)?;
         let mut c = self.host.command(BIN);
         node_env(
             &mut c,
@@ -131,7 +131,8 @@ fn three_agents_mesh_route_and_ping_across_nodes() -> Result<()> {
 
     let mut pods = Vec::new();
     for n in &nodes {
-        let (h, ip) = n.add_pod(&lab, &ep, "p1")?;
+        // Pod names are unique per namespace, as in Kubernetes.
+        let (h, ip) = n.add_pod(&lab, &ep, &format!("{}-p1", n.name))?;
         pods.push((h, ip));
     }
     // Each node installs the others' blocks via their node IPs.
@@ -203,7 +204,18 @@ fn three_agents_mesh_route_and_ping_across_nodes() -> Result<()> {
         }
     })
     .with_context(|| again.log_tail(30))?;
-    // Not asserted yet: pod-to-pod into n1 after the restart (n1's pod /32 route is
-    // deleted once the restarted agent is in sync; under investigation).
+    assert!(
+        pods[1].0.ping(pods[0].1, 2, Duration::from_secs(3)),
+        "ping after restart\nn1 routes:\n{}\n{}",
+        nodes[0].routes(),
+        again.log_tail(30)
+    );
+    assert!(
+        nodes[0]
+            .routes()
+            .contains(&format!("{} dev cali", pods[0].1)),
+        "pod route gone after restart:\n{}",
+        nodes[0].routes()
+    );
     Ok(())
 }
