@@ -171,12 +171,13 @@ pub struct Fsm {
     failures: u32,
     last_error: Option<String>,
     reported: State,
+    /// PRNG state for timer jitter (splitmix64), from [`FsmConfig::jitter_seed`].
+    jitter: u64,
 }
 
 impl Fsm {
     pub fn new(cfg: FsmConfig) -> Fsm {
         Fsm {
-            cfg,
             base: State::Idle,
             conns: Vec::new(),
             running: false,
@@ -184,6 +185,8 @@ impl Fsm {
             failures: 0,
             last_error: None,
             reported: State::Idle,
+            jitter: cfg.jitter_seed.unwrap_or(0),
+            cfg,
         }
     }
 
@@ -227,11 +230,28 @@ impl Fsm {
         self.conns.iter().any(|c| c.id == conn)
     }
 
-    /// Current idle-hold back-off: base × 2^(failures-1), capped.
-    fn backoff(&self) -> Duration {
+    /// Current idle-hold back-off: base × 2^(failures-1), capped, then jittered.
+    fn backoff(&mut self) -> Duration {
         let shift = self.failures.saturating_sub(1).min(16);
         let d = self.cfg.idle_hold_base.saturating_mul(1u32 << shift);
-        d.min(self.cfg.idle_hold_max)
+        self.jittered(d.min(self.cfg.idle_hold_max))
+    }
+
+    /// `d` scaled by a factor in [0.75, 1.0] (RFC 4271 §10) drawn from the seeded
+    /// PRNG; `d` itself when jitter is off.
+    fn jittered(&mut self, d: Duration) -> Duration {
+        if self.cfg.jitter_seed.is_none() {
+            return d;
+        }
+        // splitmix64 step: pure, seeded, good enough to decorrelate two speakers.
+        self.jitter = self.jitter.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.jitter;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // Factor in thousandths: 750..=1000.
+        let milli = 750 + (z % 251) as u32;
+        d.saturating_mul(milli) / 1000
     }
 
     /// Feed one event; returns what the driver must do, in order.
@@ -245,9 +265,10 @@ impl Fsm {
                 self.last_error = Some(format!("Socket: {error}"));
                 if self.running && !self.idle_wait && self.base == State::Connect {
                     self.base = State::Active;
+                    let after = self.jittered(self.cfg.connect_retry);
                     out.push(Output::StartTimer {
                         timer: Timer::ConnectRetry,
-                        after: self.cfg.connect_retry,
+                        after,
                     });
                 }
             }
@@ -405,9 +426,10 @@ impl Fsm {
     fn connect(&mut self, out: &mut Vec<Output>) {
         self.base = State::Connect;
         out.push(Output::Connect);
+        let after = self.jittered(self.cfg.connect_retry);
         out.push(Output::StartTimer {
             timer: Timer::ConnectRetry,
-            after: self.cfg.connect_retry,
+            after,
         });
     }
 
@@ -436,9 +458,22 @@ impl Fsm {
     }
 
     fn tcp_up(&mut self, conn: ConnId, dir: Direction, out: &mut Vec<Output>) {
-        if !self.running || self.idle_wait {
+        if !self.running {
             out.push(Output::Close { conn });
             return;
+        }
+        if self.idle_wait {
+            if dir == Direction::Outgoing {
+                // A connect that outlived the attempt it belonged to.
+                out.push(Output::Close { conn });
+                return;
+            }
+            // The peer dials while we wait out our idle-hold back-off. Refusing it made
+            // two active speakers that failed once refuse each other forever: each one's
+            // dial landed in the other's wait, both failed again and, with equal
+            // back-offs, stayed in lockstep. The peer is evidently ready: take it.
+            self.idle_wait = false;
+            out.push(Output::StopTimer(Timer::IdleHold));
         }
         if let Some((old, session)) = self.established() {
             let gr = session.peer_gr.is_some();
@@ -518,7 +553,8 @@ impl Fsm {
     }
 
     /// RFC 4271 §6.8: the connection opened by the side with the higher BGP identifier
-    /// survives; the other gets Cease/Connection Collision Resolution. The peer's
+    /// (then the higher AS, RFC 6286) survives; the other gets Cease/Connection Collision
+    /// Resolution, and a collision with an Established connection closes the new one. The peer's
     /// identifier is known from the OPEN just received, so a second connection still in
     /// OpenSent is resolved at once too.
     fn resolve_collision(&mut self, conn: ConnId, peer_id: Ipv4Addr, out: &mut Vec<Output>) {
@@ -526,16 +562,26 @@ impl Fsm {
             .conns
             .iter()
             .find(|c| c.id != conn)
-            .map(|c| (c.id, c.dir))
+            .map(|c| (c.id, c.dir, c.state))
         else {
             return;
         };
-        let keep_dir = if u32::from(self.cfg.local_id) > u32::from(peer_id) {
+        // Equal identifiers (only possible on eBGP, RFC 6286 §2.3): the larger AS wins.
+        // Without this tie-break both ends kept their incoming connection, i.e. each
+        // closed the one the other kept, and no session survived.
+        let ours = (u32::from(self.cfg.local_id), self.cfg.local_as);
+        let theirs = (u32::from(peer_id), self.cfg.remote_as);
+        let keep_dir = if ours > theirs {
             Direction::Outgoing
         } else {
             Direction::Incoming
         };
-        let loser = if other.1 == keep_dir { conn } else { other.0 };
+        // §6.8: a collision with an Established connection closes the new one.
+        let loser = if other.2 == State::Established || other.1 == keep_dir {
+            conn
+        } else {
+            other.0
+        };
         out.push(Output::Send {
             conn: loser,
             msg: Message::Notification(Notification {
@@ -659,9 +705,10 @@ impl Fsm {
         if self.running {
             self.failures = self.failures.saturating_add(1);
             self.idle_wait = true;
+            let after = self.backoff();
             out.push(Output::StartTimer {
                 timer: Timer::IdleHold,
-                after: self.backoff(),
+                after,
             });
         }
     }

@@ -50,6 +50,10 @@ pub struct FsmConfig {
     pub graceful_restart: Option<LocalGr>,
     /// Offer the Extended Message capability (RFC 8654).
     pub extended_message: bool,
+    /// Seed of the jitter applied to ConnectRetry and idle-hold waits (RFC 4271 §10:
+    /// each wait is multiplied by a factor drawn from 0.75–1.0, so two speakers that
+    /// failed together do not retry in lockstep). `None`: exact waits (tests).
+    pub jitter_seed: Option<u64>,
 }
 
 impl FsmConfig {
@@ -71,6 +75,9 @@ impl FsmConfig {
             families: vec![Afi::Ipv4Unicast, Afi::Ipv6Unicast],
             graceful_restart: None,
             extended_message: false,
+            // Differs between the two ends of a session (distinct identifiers), and is
+            // reproducible for a given configuration.
+            jitter_seed: Some((u64::from(u32::from(local_id)) << 32) ^ u64::from(remote_as)),
         }
     }
 

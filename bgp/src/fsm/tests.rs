@@ -14,6 +14,7 @@ const PEER_HIGH: Ipv4Addr = Ipv4Addr::new(11, 0, 0, 1);
 fn cfg() -> FsmConfig {
     let mut c = FsmConfig::new(64512, 64513, LOCAL);
     c.connect_retry = Duration::from_secs(2);
+    c.jitter_seed = None;
     c
 }
 
@@ -340,15 +341,167 @@ fn hold_timer_expiry_sends_notification_and_backs_off() {
         timer_started(&out, Timer::IdleHold),
         Some(Duration::from_secs(1))
     );
-    // Back in Idle, a connection attempt is refused until the idle hold ends.
+    // Back in Idle, a stale outgoing connection is refused until the idle hold ends.
     let out = f.process(Input::TcpConnectionConfirmed {
         conn: 2,
-        dir: Direction::Incoming,
+        dir: Direction::Outgoing,
     });
     assert!(closed(&out, 2));
     let out = f.process(Input::IdleHoldTimerExpires);
     assert_eq!(f.state(), State::Connect);
     assert!(out.contains(&Output::Connect));
+}
+
+#[test]
+fn peer_dial_during_idle_hold_is_taken() {
+    // Both ends failed together; the peer's dial arrives while we wait out the back-off.
+    // Refusing it (the old behaviour) kept two active speakers in lockstep forever.
+    let mut f = Fsm::new(cfg());
+    established(&mut f, 1, peer_open(64513, PEER_LOW, 90));
+    f.process(Input::TcpConnectionFails {
+        conn: Some(1),
+        error: String::new(),
+    });
+    assert_eq!(f.state(), State::Idle);
+    let out = f.process(Input::TcpConnectionConfirmed {
+        conn: 2,
+        dir: Direction::Incoming,
+    });
+    assert!(!closed(&out, 2));
+    assert!(out.contains(&Output::StopTimer(Timer::IdleHold)));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            conn: 2,
+            msg: Message::Open(_)
+        }
+    )));
+    assert_eq!(f.state(), State::OpenSent);
+    // A late idle-hold expiry does not start a second attempt.
+    let out = f.process(Input::IdleHoldTimerExpires);
+    assert!(!out.contains(&Output::Connect));
+    f.process(Input::BgpOpen {
+        conn: 2,
+        open: peer_open(64513, PEER_LOW, 90),
+    });
+    f.process(Input::KeepAliveMsg { conn: 2 });
+    assert_eq!(f.established().map(|(c, _)| c), Some(2));
+}
+
+/// Both connections up, ours (outgoing 1) and the peer's (incoming 2); the peer's OPEN
+/// arrives first on the outgoing or the incoming one, then on the other; then the
+/// KEEPALIVEs. Returns the FSM and every output.
+fn collide(c: FsmConfig, open: Open, first_outgoing: bool) -> (Fsm, Vec<Output>) {
+    let mut f = Fsm::new(c);
+    let mut all = f.process(Input::ManualStart);
+    all.extend(f.process(Input::TcpConnectionConfirmed {
+        conn: 1,
+        dir: Direction::Outgoing,
+    }));
+    all.extend(f.process(Input::TcpConnectionConfirmed {
+        conn: 2,
+        dir: Direction::Incoming,
+    }));
+    let order = if first_outgoing { [1, 2] } else { [2, 1] };
+    for conn in order {
+        all.extend(f.process(Input::BgpOpen {
+            conn,
+            open: open.clone(),
+        }));
+    }
+    for conn in order {
+        all.extend(f.process(Input::KeepAliveMsg { conn }));
+    }
+    (f, all)
+}
+
+const CEASE7: Option<(u8, u8)> = Some((err::CEASE, err::CONNECTION_COLLISION));
+
+#[test]
+fn collision_higher_identifier_connection_survives() {
+    assert_eq!(err::CONNECTION_COLLISION, 7);
+    for first_outgoing in [true, false] {
+        // We (10.0.0.1) are higher than 9.0.0.1: our outgoing connection (1) survives.
+        let (f, out) = collide(cfg(), peer_open(64513, PEER_LOW, 90), first_outgoing);
+        assert_eq!(sent_notification(&out, 2), CEASE7, "{first_outgoing}");
+        assert!(closed(&out, 2));
+        assert!(!closed(&out, 1));
+        assert_eq!(f.established().map(|(c, _)| c), Some(1));
+        assert_eq!(f.state(), State::Established);
+        // The peer (11.0.0.1) is higher: its connection, our incoming (2), survives.
+        let (f, out) = collide(cfg(), peer_open(64513, PEER_HIGH, 90), first_outgoing);
+        assert_eq!(sent_notification(&out, 1), CEASE7, "{first_outgoing}");
+        assert!(closed(&out, 1));
+        assert!(!closed(&out, 2));
+        assert_eq!(f.established().map(|(c, _)| c), Some(2));
+    }
+}
+
+#[test]
+fn collision_with_equal_identifiers_keeps_the_same_connection_on_both_ends() {
+    // eBGP, both ends 10.0.0.1 (RFC 6286). End X: AS 64512; end Y: AS 64513. X's
+    // outgoing is Y's incoming. Both ends must close the same TCP connection: the one
+    // initiated by the smaller AS (X), so X closes its outgoing and Y its incoming.
+    let mut x = FsmConfig::new(64512, 64513, LOCAL);
+    x.jitter_seed = None;
+    let mut y = FsmConfig::new(64513, 64512, LOCAL);
+    y.jitter_seed = None;
+    for first_outgoing in [true, false] {
+        let (fx, out_x) = collide(x.clone(), peer_open(64513, LOCAL, 90), first_outgoing);
+        let (fy, out_y) = collide(y.clone(), peer_open(64512, LOCAL, 90), first_outgoing);
+        assert_eq!(sent_notification(&out_x, 1), CEASE7);
+        assert!(closed(&out_x, 1) && !closed(&out_x, 2));
+        assert_eq!(sent_notification(&out_y, 2), CEASE7);
+        assert!(closed(&out_y, 2) && !closed(&out_y, 1));
+        // X's surviving incoming is Y's surviving outgoing: one session.
+        assert_eq!(fx.established().map(|(c, _)| c), Some(2));
+        assert_eq!(fy.established().map(|(c, _)| c), Some(1));
+    }
+}
+
+#[test]
+fn jitter_scales_waits_into_three_quarters_to_one() {
+    let mut c = cfg();
+    c.jitter_seed = Some(42);
+    c.idle_hold_base = Duration::from_secs(4);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut f = Fsm::new(c.clone());
+    for _ in 0..50 {
+        let out = f.process(Input::ManualStart);
+        let retry = timer_started(&out, Timer::ConnectRetry).expect("connect retry");
+        assert!(retry >= Duration::from_millis(1500) && retry <= Duration::from_secs(2));
+        seen.insert(retry);
+        let out = f.process(Input::TcpConnectionFails {
+            conn: None,
+            error: "refused".into(),
+        });
+        let retry = timer_started(&out, Timer::ConnectRetry).expect("retry after fail");
+        assert!(retry >= Duration::from_millis(1500) && retry <= Duration::from_secs(2));
+        f.process(Input::ManualStop {
+            subcode: 2,
+            message: String::new(),
+        });
+    }
+    assert!(seen.len() > 10, "jitter varies: {seen:?}");
+    // Idle-hold back-off: first failure waits 3–4 s, deterministic for a seed.
+    let run = |seed| {
+        let mut c = c.clone();
+        c.jitter_seed = Some(seed);
+        let mut f = Fsm::new(c);
+        established(&mut f, 1, peer_open(64513, PEER_LOW, 90));
+        let out = f.process(Input::HoldTimerExpires);
+        timer_started(&out, Timer::IdleHold).expect("idle hold")
+    };
+    let d = run(7);
+    assert!(
+        d >= Duration::from_secs(3) && d <= Duration::from_secs(4),
+        "{d:?}"
+    );
+    assert_eq!(run(7), d, "same seed, same wait");
+    // The two ends of a session get different default seeds.
+    let a = FsmConfig::new(64512, 64512, Ipv4Addr::new(10, 0, 0, 1));
+    let b = FsmConfig::new(64512, 64512, Ipv4Addr::new(10, 0, 0, 2));
+    assert_ne!(a.jitter_seed, b.jitter_seed);
 }
 
 #[test]
