@@ -337,3 +337,161 @@ pub fn base_peer(connect_retry: Duration) -> PeerConfig {
     p.families = vec![tortie_bgp::msg::Afi::Ipv4Unicast];
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tortie_crds::{
+        AffinityState, BgpPeerSpec, BlockAffinitySpec, IpPoolSpec, NodeBgpSpec, TortieNodeSpec,
+    };
+
+    fn node(name: &str, ip: &str, labels: &[(&str, &str)]) -> TortieNode {
+        let mut n = TortieNode::new(
+            name,
+            TortieNodeSpec {
+                bgp: Some(NodeBgpSpec {
+                    ipv4_address: Some(ip.parse().unwrap()),
+                    ..NodeBgpSpec::default()
+                }),
+                ..TortieNodeSpec::default()
+            },
+        );
+        n.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        n
+    }
+
+    fn cache3() -> Cache {
+        let mut c = Cache::default();
+        for n in [
+            node("a", "10.0.0.2/24", &[("rack", "1")]),
+            node("b", "10.0.0.10/24", &[]),
+            node("c", "10.0.0.3/24", &[("rr", "true")]),
+        ] {
+            c.nodes.insert(n.metadata.name.clone().unwrap(), n);
+        }
+        c
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn mesh_peers_everyone_and_the_greater_address_dials() {
+        let c = cache3();
+        let (peers, problems) = desired_peers(&c, "a", &base_peer(Duration::from_secs(2)));
+        assert!(problems.is_empty());
+        assert_eq!(peers.len(), 2);
+        // Calico compares strings: "10.0.0.10" < "10.0.0.2", so a dials b; "10.0.0.3" > "10.0.0.2", so a waits for c.
+        assert!(!peers[&ip("10.0.0.10")].passive);
+        assert!(peers[&ip("10.0.0.3")].passive);
+        assert_eq!(peers[&ip("10.0.0.3")].name, "Mesh_10.0.0.3");
+        assert_eq!(peers[&ip("10.0.0.3")].remote_as, 64512);
+        assert_eq!(peers[&ip("10.0.0.3")].source_address, Some(ip("10.0.0.2")));
+    }
+
+    #[test]
+    fn mesh_off_and_bgp_peers_by_scope() {
+        let mut c = cache3();
+        let mut cfg = tortie_crds::BgpConfiguration::new("default", Default::default());
+        cfg.spec.node_to_node_mesh_enabled = Some(false);
+        c.bgp_configs.insert("default".into(), cfg);
+        let peer = |name: &str, spec: BgpPeerSpec| (name.to_string(), BgpPeer::new(name, spec));
+        c.peers.extend([
+            peer(
+                "tor",
+                BgpPeerSpec {
+                    peer_ip: Some("192.0.2.1:1179".into()),
+                    as_number: Some(tortie_crds::AsNumber(65000)),
+                    ..BgpPeerSpec::default()
+                },
+            ),
+            peer(
+                "rack1",
+                BgpPeerSpec {
+                    node_selector: Some("rack == '1'".into()),
+                    peer_selector: Some("rr == 'true'".into()),
+                    ..BgpPeerSpec::default()
+                },
+            ),
+            peer(
+                "broken",
+                BgpPeerSpec {
+                    peer_ip: Some("not-an-ip".into()),
+                    as_number: Some(tortie_crds::AsNumber(1)),
+                    ..BgpPeerSpec::default()
+                },
+            ),
+        ]);
+        let base = base_peer(Duration::from_secs(2));
+        let (a, problems) = desired_peers(&c, "a", &base);
+        assert_eq!(
+            a.keys().copied().collect::<Vec<_>>(),
+            vec![ip("10.0.0.3"), ip("192.0.2.1")]
+        );
+        assert_eq!(a[&ip("192.0.2.1")].port, 1179);
+        assert_eq!(a[&ip("192.0.2.1")].remote_as, 65000);
+        assert_eq!(a[&ip("192.0.2.1")].name, "Global_192.0.2.1");
+        assert_eq!(a[&ip("10.0.0.3")].name, "Node_10.0.0.3");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("broken") && p.contains("peerIP")),
+            "{problems:?}"
+        );
+        let (b, _) = desired_peers(&c, "b", &base);
+        assert_eq!(b.keys().copied().collect::<Vec<_>>(), vec![ip("192.0.2.1")]);
+    }
+
+    #[test]
+    fn exports_only_confirmed_own_blocks_outside_non_exported_pools() {
+        let mut c = cache3();
+        let aff = |node: &str, cidr: &str, state| {
+            let spec = BlockAffinitySpec {
+                state,
+                node: node.into(),
+                cidr: cidr.parse().unwrap(),
+                deleted: false,
+            };
+            let name = format!("{node}-{cidr}");
+            (name.clone(), BlockAffinity::new(&name, spec))
+        };
+        c.affinities.extend([
+            aff("a", "10.244.0.0/26", AffinityState::Confirmed),
+            aff("a", "10.244.0.64/26", AffinityState::Pending),
+            aff("b", "10.244.0.128/26", AffinityState::Confirmed),
+            aff("a", "10.99.0.0/26", AffinityState::Confirmed),
+        ]);
+        let mut quiet = IpPoolSpec::new("10.99.0.0/16".parse().unwrap());
+        quiet.disable_bgp_export = true;
+        c.pools.insert("quiet".into(), IpPool::new("quiet", quiet));
+        let got: Vec<String> = desired_exports(&c, "a")
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(got, vec!["10.244.0.0/26"]);
+    }
+
+    #[test]
+    fn route_changes_become_learned_routes_named_by_node() {
+        use tortie_bgp::speaker::RibChange;
+        let c = cache3();
+        let by_ip = nodes_by_ip(&c);
+        let withdrawn = RibChange {
+            prefix: "10.244.1.0/26".parse().unwrap(),
+            paths: vec![],
+        };
+        assert_eq!(
+            route_input(&withdrawn, &by_ip),
+            Some(fx::Input::RouteRemove {
+                prefix: "10.244.1.0/26".parse().unwrap()
+            })
+        );
+        assert_eq!(by_ip.get(&ip("10.0.0.10")).map(String::as_str), Some("b"));
+    }
+}
