@@ -274,6 +274,7 @@ pub async fn run(
     .await
     .map_err(|source| AgentError::Felix { source })?;
     let felix_tx = felix.input_tx.clone();
+    let policy_tx = crate::policy::spawn(&cfg.node_name).map_err(AgentError::Policy)?;
 
     let (tx, mut rx) = mpsc::channel::<Msg>(1024);
     let _watches = [
@@ -387,6 +388,9 @@ pub async fn run(
                     inputs.extend(st.handle(more));
                 }
                 for i in inputs {
+                    if policy_tx.send(i.clone()).await.is_err() {
+                        tracing::error!("felix policy stopped");
+                    }
                     if felix_tx.send(i).await.is_err() {
                         tracing::error!("felix stopped");
                     }
@@ -396,8 +400,11 @@ pub async fn run(
                 }
             }
             _ = tick.tick() => {
-                if st.check_in_sync(speaker_handle.as_ref()).await && felix_tx.send(Input::InSync).await.is_err() {
-                    tracing::error!("felix stopped");
+                if st.check_in_sync(speaker_handle.as_ref()).await {
+                    let _ = policy_tx.send(Input::InSync).await;
+                    if felix_tx.send(Input::InSync).await.is_err() {
+                        tracing::error!("felix stopped");
+                    }
                 }
             }
         }

@@ -48,6 +48,8 @@ pub enum AgentError {
         #[source]
         source: tortie_ctl::status::StatusError,
     },
+    #[error("felix policy (iptables): {0}")]
+    Policy(String),
     #[error("no node address: {0}")]
     NoAddress(String),
 }

@@ -6,6 +6,7 @@
 //! - [`config`] (pure): calico-node's environment variables, first-found autodetection.
 //! - [`plan`] (pure): mesh and BGPPeer peers, exports, felix input translation.
 //! - [`agent`]: the driver (datastore watches, speaker, felix, status server).
+//! - [`policy`]: felix's policy state and iptables programmer on a thread of their own.
 //! - [`pod`]: the lab's pod-creation path (IPAM + cni plumbing + WorkloadEndpoint).
 
 pub mod agent;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod plan;
 pub mod pod;
+pub mod policy;
 
 pub use config::{Backend, Config, NodeIp, from_env};
 pub use error::{AgentError, ConfigError};

@@ -163,6 +163,17 @@ fn three_agents_mesh_route_and_ping_across_nodes() -> Result<()> {
             b + 1
         );
     }
+    // Felix's policy half programmed the filter chains in the node (and only there).
+    let rules = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        let out = nodes[0].host.exec("iptables-save", &["-t", "filter"])?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("-j cali-FORWARD") && text.contains("cali-tw-cali") {
+            Ok(text)
+        } else {
+            Err(anyhow::anyhow!("no cali chains yet:\n{text}"))
+        }
+    })?;
+    assert!(rules.contains("cali-from-wl-dispatch"), "{rules}");
     // Status answers with the two mesh peers up.
     let status = Command::new("ip")
         .args(["netns", "exec", nodes[0].host.netns(), "sh", "-c"])
