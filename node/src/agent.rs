@@ -36,11 +36,13 @@ enum Msg {
     BgpConfig(Event<BgpConfiguration>),
     Peer(Event<BgpPeer>),
     Endpoint(Event<WorkloadEndpoint>),
+    Namespace(Event<tortie_crds::Namespace>),
+    Policy(Event<tortie_crds::NetworkPolicy>),
     Route(RouteEvent),
 }
 
 /// Number of datastore kinds watched (InSync waits for each one's first listing).
-const KINDS: usize = 6;
+const KINDS: usize = 8;
 
 /// A spawned task aborted when dropped (tasks are owned, never detached).
 struct Owned(JoinHandle<()>);
@@ -284,6 +286,16 @@ pub async fn run(
         watch_kind(ds.store::<BgpConfiguration>(), tx.clone(), Msg::BgpConfig),
         watch_kind(ds.store::<BgpPeer>(), tx.clone(), Msg::Peer),
         watch_kind(ds.store::<WorkloadEndpoint>(), tx.clone(), Msg::Endpoint),
+        watch_kind(
+            ds.store::<tortie_crds::Namespace>(),
+            tx.clone(),
+            Msg::Namespace,
+        ),
+        watch_kind(
+            ds.store::<tortie_crds::NetworkPolicy>(),
+            tx.clone(),
+            Msg::Policy,
+        ),
     ];
 
     // The speaker's AS and port come from the stored BGP configuration at start.
@@ -367,6 +379,8 @@ pub async fn run(
     let mut st = LoopState {
         me: cfg.node_name.clone(),
         cache: Cache::default(),
+        namespaces: BTreeMap::new(),
+        policies: BTreeMap::new(),
         listed: BTreeSet::new(),
         peers: BTreeMap::new(),
         exports: BTreeSet::new(),
@@ -417,6 +431,8 @@ pub async fn run(
 struct LoopState {
     me: String,
     cache: Cache,
+    namespaces: BTreeMap<String, tortie_crds::Namespace>,
+    policies: BTreeMap<String, tortie_crds::NetworkPolicy>,
     listed: BTreeSet<&'static str>,
     peers: BTreeMap<IpAddr, PeerConfig>,
     exports: BTreeSet<IpNetwork>,
@@ -501,6 +517,40 @@ impl LoopState {
                     }
                     if let Some(n) = new {
                         out.push(plan::endpoint_input(&n));
+                    }
+                }
+            }
+            Msg::Namespace(ev) => {
+                let (listed, ch) = apply(&mut self.namespaces, ev);
+                if listed {
+                    self.listed.insert("namespaces");
+                }
+                for (old, new) in ch {
+                    match (old, new) {
+                        (_, Some(n)) => {
+                            out.push(Input::NamespaceUpsert(tortie_felix::input::Namespace {
+                                name: key_of(&n),
+                                labels: n.metadata.labels.clone().unwrap_or_default(),
+                            }))
+                        }
+                        (Some(o), None) => out.push(Input::NamespaceRemove { name: key_of(&o) }),
+                        (None, None) => {}
+                    }
+                }
+            }
+            Msg::Policy(ev) => {
+                let (listed, ch) = apply(&mut self.policies, ev);
+                if listed {
+                    self.listed.insert("policies");
+                }
+                for (old, new) in ch {
+                    match (old, new) {
+                        (_, Some(p)) => out.push(Input::PolicyUpsert(Box::new(p))),
+                        (Some(o), None) => out.push(Input::PolicyRemove {
+                            namespace: o.metadata.namespace.clone().unwrap_or_default(),
+                            name: o.metadata.name.clone().unwrap_or_default(),
+                        }),
+                        (None, None) => {}
                     }
                 }
             }
