@@ -59,10 +59,10 @@ impl Owner {
             }
             Command::Subscribe(reply) => {
                 let (tx, rx) = mpsc::unbounded_channel();
-                for c in self.rib.loc_rib() {
-                    let _ = tx.send(RouteEvent::Changed(c));
-                }
-                let _ = tx.send(RouteEvent::Synced);
+                let mut snapshot: Vec<RouteEvent> =
+                    self.rib.loc_rib().map(RouteEvent::Changed).collect();
+                snapshot.push(RouteEvent::Synced);
+                let _ = tx.send(snapshot);
                 self.subscribers.push(tx);
                 let _ = reply.send(rx);
             }

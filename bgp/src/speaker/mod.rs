@@ -94,21 +94,44 @@ pub enum RouteEvent {
     Synced,
 }
 
-/// Receiver of [`RouteEvent`]s; also a `futures::Stream`.
+/// One channel message to a subscriber: every event of one RIB input (an UPDATE's worth of
+/// prefix changes travels as one message, not one per prefix).
+pub(crate) type RouteBatch = Vec<RouteEvent>;
+
+/// Receiver of [`RouteEvent`]s; also a `futures::Stream`. Events arrive from the speaker in
+/// batches and are handed out one at a time, in order.
 #[derive(Debug)]
 pub struct RouteSubscription {
-    rx: mpsc::UnboundedReceiver<RouteEvent>,
+    rx: mpsc::UnboundedReceiver<RouteBatch>,
+    pending: std::vec::IntoIter<RouteEvent>,
 }
 
 impl RouteSubscription {
+    pub(crate) fn new(rx: mpsc::UnboundedReceiver<RouteBatch>) -> RouteSubscription {
+        RouteSubscription {
+            rx,
+            pending: Vec::new().into_iter(),
+        }
+    }
+
     /// The next event; `None` once the speaker stopped.
     pub async fn recv(&mut self) -> Option<RouteEvent> {
-        self.rx.recv().await
+        loop {
+            if let Some(ev) = self.pending.next() {
+                return Some(ev);
+            }
+            self.pending = self.rx.recv().await?.into_iter();
+        }
     }
 
     /// The next event if one is waiting (never blocks); `None` when none is.
     pub fn try_recv(&mut self) -> Option<RouteEvent> {
-        self.rx.try_recv().ok()
+        loop {
+            if let Some(ev) = self.pending.next() {
+                return Some(ev);
+            }
+            self.pending = self.rx.try_recv().ok()?.into_iter();
+        }
     }
 }
 
@@ -116,7 +139,16 @@ impl futures::Stream for RouteSubscription {
     type Item = RouteEvent;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<RouteEvent>> {
-        self.rx.poll_recv(cx)
+        loop {
+            if let Some(ev) = self.pending.next() {
+                return Poll::Ready(Some(ev));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.pending = batch.into_iter(),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -212,7 +244,7 @@ impl Speaker {
     /// Route changes, starting with a snapshot of the Loc-RIB.
     pub async fn subscribe_routes(&self) -> Result<RouteSubscription, SpeakerError> {
         let rx = self.call(Command::Subscribe).await?;
-        Ok(RouteSubscription { rx })
+        Ok(RouteSubscription::new(rx))
     }
 
     /// The peer table.

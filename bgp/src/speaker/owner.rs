@@ -21,7 +21,7 @@ use crate::rib::{self, PeerId, Rib, RibChange};
 use crate::wire::{self, Ctx};
 
 use super::net::{self, ConnIo, Owned};
-use super::{PeerConfig, PeerStatus, RouteEvent, SpeakerConfig, SpeakerError};
+use super::{PeerConfig, PeerStatus, RouteBatch, RouteEvent, SpeakerConfig, SpeakerError};
 
 type Reply<T> = oneshot::Sender<T>;
 
@@ -39,7 +39,7 @@ pub(crate) enum Command {
         prefix: IpNetwork,
         reply: Reply<()>,
     },
-    Subscribe(Reply<mpsc::UnboundedReceiver<RouteEvent>>),
+    Subscribe(Reply<mpsc::UnboundedReceiver<RouteBatch>>),
     PeerStates(Reply<Vec<PeerStatus>>),
     Shutdown {
         message: String,
@@ -105,7 +105,7 @@ pub(crate) struct Owner {
     pub(super) peers: HashMap<IpAddr, PeerEntry>,
     pub(super) by_rib: HashMap<PeerId, IpAddr>,
     pub(super) timers: HashMap<TimerKey, Instant>,
-    pub(super) subscribers: Vec<mpsc::UnboundedSender<RouteEvent>>,
+    pub(super) subscribers: Vec<mpsc::UnboundedSender<RouteBatch>>,
     /// Writers flushing their last bytes (a NOTIFICATION) after their connection closed.
     pub(super) closing: Vec<Owned>,
     pub(super) next_conn: ConnId,
@@ -502,14 +502,23 @@ impl Owner {
         }
     }
 
+    /// Hands one RIB input's changes to every subscriber as one batch: cloned for all but
+    /// the last subscriber, which gets the original; closed subscribers are dropped.
     pub(super) fn publish(&mut self, changes: Vec<RibChange>) {
-        if changes.is_empty() {
+        if changes.is_empty() || self.subscribers.is_empty() {
             return;
         }
-        self.subscribers.retain(|s| {
-            changes
-                .iter()
-                .all(|c| s.send(RouteEvent::Changed(c.clone())).is_ok())
+        let batch: RouteBatch = changes.into_iter().map(RouteEvent::Changed).collect();
+        let last = self.subscribers.len() - 1;
+        let mut open = vec![true; self.subscribers.len()];
+        for (s, ok) in self.subscribers[..last].iter().zip(open.iter_mut()) {
+            *ok = s.send(batch.clone()).is_ok();
+        }
+        open[last] = self.subscribers[last].send(batch).is_ok();
+        let mut i = 0;
+        self.subscribers.retain(|_| {
+            i += 1;
+            open[i - 1]
         });
     }
 }
