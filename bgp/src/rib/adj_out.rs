@@ -42,6 +42,14 @@ fn family(p: &IpNetwork) -> Afi {
 impl AdjOut {
     /// Records the desired state of `prefix`.
     pub(crate) fn set(&mut self, prefix: IpNetwork, desired: Option<SharedAttrs>) {
+        if desired.is_none()
+            && self.sent.is_empty()
+            && self.pending.is_empty()
+            && self.forced.is_empty()
+        {
+            // Nothing sent or owed (e.g. the source peer of every route): nothing to do.
+            return;
+        }
         let forced = !self.forced.is_empty() && self.forced.contains(&prefix);
         if !forced && self.sent.get(&prefix) == desired.as_ref() {
             self.pending.remove(&prefix);

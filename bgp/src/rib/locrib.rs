@@ -201,8 +201,6 @@ impl Rib {
                 }
             }
             None => {
-                // Most prefixes have one candidate: do not let `push` reserve four.
-                e.cands.reserve_exact(1);
                 e.cands.push(c);
                 if let Some(p) = from.as_mut() {
                     p.received += 1;
@@ -232,7 +230,9 @@ impl Rib {
         let Some(pos) = e.cands.iter().position(|c| c.source == source) else {
             return;
         };
-        let old = e.cands.swap_remove(pos);
+        let Some(old) = e.cands.swap_remove(pos) else {
+            return;
+        };
         if let PathSource::Peer(id) = source
             && let Some(Some(p)) = self.peers.get_mut(id.0 as usize)
         {
@@ -286,7 +286,10 @@ impl Rib {
         prefix: IpNetwork,
         best: Option<&(PathSource, SharedAttrs)>,
     ) {
-        let desired = best.and_then(|b| self.export_attrs(target, prefix, b));
+        // Never back to the peer the route came from: no export evaluation at all.
+        let desired = best
+            .filter(|(src, _)| *src != PathSource::Peer(target))
+            .and_then(|b| self.export_attrs(target, prefix, b));
         if let Some(Some(p)) = self.peers.get_mut(target.0 as usize) {
             p.out.set(prefix, desired);
         }

@@ -34,6 +34,7 @@
 
 mod adj_out;
 pub mod attrs;
+mod cands;
 mod decision;
 pub mod export;
 mod gr;
@@ -78,7 +79,7 @@ struct Candidate {
 /// reported, best first.
 #[derive(Debug, Default)]
 struct Entry {
-    cands: Vec<Candidate>,
+    cands: cands::Cands,
     selected: locrib::Selection,
 }
 
