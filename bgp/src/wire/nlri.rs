@@ -28,10 +28,23 @@ pub(crate) fn decode_prefixes(
     afi: Afi,
     out: &mut Vec<IpNetwork>,
 ) -> Result<(), BadNlri> {
+    out.reserve_exact(count_prefixes(r.rest()));
     while !r.is_empty() {
         out.push(decode_prefix(&mut r, afi)?);
     }
     Ok(())
+}
+
+/// How many prefixes `field` holds, from the length octets alone (a truncated last one
+/// counts; decoding rejects it), so the output is allocated once at its final size.
+fn count_prefixes(field: &[u8]) -> usize {
+    let mut i = 0;
+    let mut n = 0;
+    while let Some(&bits) = field.get(i) {
+        i += 1 + usize::from(bits).div_ceil(8);
+        n += 1;
+    }
+    n
 }
 
 fn decode_prefix(r: &mut Reader<'_>, afi: Afi) -> Result<IpNetwork, BadNlri> {
@@ -109,6 +122,18 @@ mod tests {
     fn dec(bytes: &[u8], afi: Afi) -> Result<Vec<IpNetwork>, BadNlri> {
         let mut v = Vec::new();
         decode_prefixes(Reader::new(bytes), afi, &mut v).map(|()| v)
+    }
+
+    #[test]
+    fn output_is_sized_from_the_length_octets() {
+        // /26, /32, /8, /0: four prefixes; a truncated tail still counts (then fails).
+        let bytes = [26, 10, 244, 1, 64, 32, 192, 0, 2, 1, 8, 10, 0];
+        assert_eq!(count_prefixes(&bytes), 4);
+        assert_eq!(count_prefixes(&[24, 10]), 1);
+        assert_eq!(count_prefixes(&[]), 0);
+        let got = dec(&bytes, Afi::Ipv4Unicast).unwrap();
+        assert_eq!(got.len(), 4);
+        assert_eq!(got.capacity(), 4);
     }
 
     #[test]
