@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 pub mod codec;
+pub mod endpoints;
 pub mod error;
 pub mod etcd;
 mod etcd_watch;
