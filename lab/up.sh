@@ -21,6 +21,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "lab/up.sh needs root (network namespaces)" >&2; exit 1; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+bash "$ROOT/.ci/packages.sh"   # etcd, iproute2, iptables, ... (idempotent)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 if [ "$BUILD" = 1 ]; then
   (cd "$ROOT" && cargo build --release -p tortie-node -p tortie-ctl)
