@@ -484,7 +484,7 @@ mod tests {
         let by_ip = nodes_by_ip(&c);
         let withdrawn = RibChange {
             prefix: "10.244.1.0/26".parse().unwrap(),
-            paths: vec![],
+            paths: Default::default(),
         };
         assert_eq!(
             route_input(&withdrawn, &by_ip),

@@ -43,6 +43,7 @@ mod import;
 mod input;
 mod locrib;
 mod pack;
+mod paths;
 mod types;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -61,6 +62,7 @@ use pack::PackCtx;
 pub use attrs::SharedAttrs;
 pub use export::{AcceptAll, ExportPolicy};
 pub use input::{RibInput, RibOutput};
+pub use paths::Paths;
 pub use types::{
     Negotiated, NextHopMode, PathSource, PeerConfig, PeerId, PeerStats, RejectReason, RibChange,
     RibConfig, RibError, RoutePath,

@@ -8,6 +8,7 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use super::attrs::SharedAttrs;
+use super::paths::Paths;
 use crate::msg::Afi;
 
 /// Small copyable handle of a peer registered with [`super::Rib::add_peer`]. Never reused
@@ -177,7 +178,7 @@ pub struct RoutePath {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RibChange {
     pub prefix: IpNetwork,
-    pub paths: Vec<RoutePath>,
+    pub paths: Paths,
 }
 
 impl RibChange {

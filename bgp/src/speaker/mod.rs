@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::fsm::State;
-pub use crate::rib::{NextHopMode, RibChange, RoutePath};
+pub use crate::rib::{NextHopMode, Paths, RibChange, RoutePath};
 pub use config::{PeerConfig, SpeakerConfig};
 
 use net::Owned;
