@@ -15,7 +15,8 @@
 //! Kubernetes semantics chosen here:
 //! - An endpoint whose Pod is not (or no longer) known is not emitted (or is emitted as
 //!   `Deleted`): without the Pod its labels are unknown, and guessing them could open or
-//!   close traffic wrongly. It appears as soon as the Pod does.
+//!   close traffic wrongly. It appears as soon as the Pod does. A terminating Pod (with a
+//!   `deletionTimestamp`) still counts until it is gone: its interface still exists.
 //! - Labels are the Pod's labels plus Calico's implicit `projectcalico.org/namespace:
 //!   <ns>` and `projectcalico.org/orchestrator: k8s` (which win over pod labels of the same
 //!   key), so selectors written for Calico keep working.
@@ -233,8 +234,9 @@ fn pod_id(p: &Pod) -> (String, String) {
 }
 
 enum Input {
-    Endpoint(Result<Event<WorkloadEndpoint>>),
-    Pod(Result<Event<Pod>>),
+    // Boxed: events are large and differ in size by kind.
+    Endpoint(Box<Result<Event<WorkloadEndpoint>>>),
+    Pod(Box<Result<Event<Pod>>>),
 }
 
 /// The WorkloadEndpoints of `node` with labels and ports from the backend's source of
@@ -271,7 +273,7 @@ pub async fn watch_endpoints(ds: &Datastore, node: &str) -> Result<WatchStream<W
             });
             (
                 format!("wep={},pod={}", wep_list.revision, list.revision),
-                watch.map(Input::Pod).boxed(),
+                watch.map(|ev| Input::Pod(Box::new(ev))).boxed(),
             )
         }
     };
@@ -279,13 +281,18 @@ pub async fn watch_endpoints(ds: &Datastore, node: &str) -> Result<WatchStream<W
         items: join.current(),
         revision,
     };
-    let merged = stream::select(wep_watch.map(Input::Endpoint), pod_watch);
+    let merged = stream::select(wep_watch.map(|ev| Input::Endpoint(Box::new(ev))), pod_watch);
     let rest = merged
         .scan(join, |join, input| {
             let out: Vec<Result<Event<WorkloadEndpoint>>> = match input {
-                Input::Endpoint(Ok(ev)) => join.on_endpoint(ev).into_iter().map(Ok).collect(),
-                Input::Pod(Ok(ev)) => join.on_pod(ev).into_iter().map(Ok).collect(),
-                Input::Endpoint(Err(e)) | Input::Pod(Err(e)) => vec![Err(e)],
+                Input::Endpoint(ev) => match *ev {
+                    Ok(ev) => join.on_endpoint(ev).into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                },
+                Input::Pod(ev) => match *ev {
+                    Ok(ev) => join.on_pod(ev).into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                },
             };
             future::ready(Some(stream::iter(out)))
         })
