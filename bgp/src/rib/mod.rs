@@ -308,7 +308,8 @@ impl Rib {
         }
         let families = session.families.clone();
         let own = session.local_address;
-        let mut changes = Vec::new();
+        // At most one change per prefix: sized once instead of doubling through a burst.
+        let mut changes = Vec::with_capacity(update.withdrawn.len() + update.announced.len());
         for prefix in &update.withdrawn {
             self.remove_candidate(*prefix, PathSource::Peer(peer), &mut changes);
         }
