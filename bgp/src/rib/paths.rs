@@ -119,3 +119,46 @@ impl IntoIterator for Paths {
         Vec::from(self).into_iter()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::PathAttributes;
+    use crate::rib::{PathSource, PeerId, SharedAttrs};
+
+    fn path(peer: u32) -> RoutePath {
+        RoutePath {
+            source: PathSource::Peer(PeerId(peer)),
+            peer_address: None,
+            next_hop: None,
+            attrs: SharedAttrs::new(PathAttributes::default()),
+        }
+    }
+
+    #[test]
+    fn one_path_is_inline_and_several_round_trip_in_order() {
+        let none: Paths = std::iter::empty().collect();
+        assert!(none.is_empty());
+        assert!(matches!(none.0, Repr::Empty));
+        let one: Paths = std::iter::once(path(1)).collect();
+        assert!(matches!(one.0, Repr::One(_)), "one path needs no Vec");
+        assert_eq!(one.len(), 1);
+        let many: Paths = (1..=3).map(path).collect();
+        let srcs: Vec<PathSource> = many.iter().map(|p| p.source).collect();
+        assert_eq!(srcs, [1, 2, 3].map(|i| PathSource::Peer(PeerId(i))));
+        assert_eq!(Paths::from(Vec::from(many.clone())), many);
+        assert_eq!(Paths::from(vec![path(7)]), Paths::one(path(7)));
+        assert_ne!(one, many);
+    }
+
+    #[test]
+    fn serde_sees_a_plain_sequence() {
+        let one = Paths::one(path(4));
+        let as_vec = serde_json::to_value(vec![path(4)]).expect("vec");
+        assert_eq!(serde_json::to_value(&one).expect("paths"), as_vec);
+        let back: Paths = serde_json::from_value(as_vec).expect("back");
+        assert_eq!(back, one);
+        let empty: Paths = serde_json::from_str("[]").expect("empty");
+        assert!(empty.is_empty());
+    }
+}
