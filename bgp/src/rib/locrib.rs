@@ -15,8 +15,8 @@ use ipnetwork::IpNetwork;
 use super::decision::{self, Learned, PathFacts};
 use super::export::{self, ExportAction, ExportContext, SourceClass, Target};
 use super::{
-    Candidate, Entry, PathSource, Peer, PeerId, Rib, RibChange, RibConfig, RibError, RoutePath,
-    SharedAttrs, family_of,
+    Candidate, Entry, PathSource, Paths, Peer, PeerId, Rib, RibChange, RibConfig, RibError,
+    RoutePath, SharedAttrs, family_of,
 };
 
 type Slot = Option<Peer>;
@@ -84,6 +84,13 @@ pub(super) fn route_path(
 
 /// The reported form of an entry's current ECMP set.
 pub(super) fn change_of(peers: &[Slot], prefix: IpNetwork, e: &Entry) -> RibChange {
+    // Common case first: the single candidate is the selection (no search, no iterator).
+    if let (Selection::One((src, a)), [c]) = (&e.selected, &*e.cands)
+        && c.source == *src
+    {
+        let paths = Paths::one(route_path(peers, *src, a, c.next_hop));
+        return RibChange { prefix, paths };
+    }
     let paths = e
         .selected
         .as_slice()
