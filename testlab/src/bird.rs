@@ -307,19 +307,8 @@ impl Bird {
 
     /// Waits until protocol `name` is Established.
     pub fn wait_established(&self, name: &str, timeout: Duration) -> Result<()> {
-        let mut last = String::new();
-        wait_until(timeout, Duration::from_millis(50), || {
-            let n = self.protocol_state(name)?;
-            if n.is_established() {
-                Ok(())
-            } else {
-                last = format!("{} {:?}", n.state, n.last_error);
-                Err(Error::Timeout {
-                    what: format!("bird protocol {name}"),
-                    after: timeout,
-                    last: last.clone(),
-                })
-            }
+        crate::wait::wait_established(&format!("bird protocol {name}"), timeout, || {
+            self.protocol_state(name)
         })
     }
 

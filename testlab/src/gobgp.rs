@@ -302,17 +302,8 @@ impl GoBgp {
 
     /// Waits until the session with `address` is Established.
     pub fn wait_established(&self, address: IpAddr, timeout: Duration) -> Result<()> {
-        wait_until(timeout, Duration::from_millis(50), || {
-            let n = self.neighbor(address)?;
-            if n.is_established() {
-                Ok(())
-            } else {
-                Err(Error::Timeout {
-                    what: format!("gobgp neighbor {address}"),
-                    after: timeout,
-                    last: format!("{} {:?}", n.state, n.last_error),
-                })
-            }
+        crate::wait::wait_established(&format!("gobgp neighbor {address}"), timeout, || {
+            self.neighbor(address)
         })
     }
 

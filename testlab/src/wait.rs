@@ -54,6 +54,28 @@ pub fn holds_for<E>(
     }
 }
 
+/// Polls `neighbor` every 50 ms until the session it reports is Established; on timeout
+/// the error names `what` and the last state and error seen. Shared by the BIRD, GoBGP and
+/// FRR helpers.
+pub(crate) fn wait_established(
+    what: &str,
+    timeout: Duration,
+    mut neighbor: impl FnMut() -> crate::Result<crate::route::Neighbor>,
+) -> crate::Result<()> {
+    wait_until(timeout, Duration::from_millis(50), || {
+        let n = neighbor()?;
+        if n.is_established() {
+            Ok(())
+        } else {
+            Err(crate::Error::Timeout {
+                what: what.to_string(),
+                after: timeout,
+                last: format!("{} {:?}", n.state, n.last_error),
+            })
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
