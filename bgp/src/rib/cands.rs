@@ -83,7 +83,6 @@ mod tests {
         Candidate {
             source: PathSource::Peer(PeerId(peer)),
             attrs: SharedAttrs::new(PathAttributes::default()),
-            next_hop: None,
             stale: false,
         }
     }

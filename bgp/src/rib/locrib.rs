@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnetwork::IpNetwork;
 
+use super::cands::Cands;
 use super::decision::{self, Learned, PathFacts};
 use super::export::{self, ExportAction, ExportContext, SourceClass, Target};
 use super::{
@@ -22,32 +23,21 @@ use super::{
 type Slot = Option<Peer>;
 
 /// The ECMP set last reported for a prefix, best first. Almost always zero or one path,
-/// which are stored inline (no allocation per prefix).
+/// stored without allocation; the dominant case, "the prefix's only candidate as it is
+/// now", stores nothing at all ([`Selection::Sole`]).
 #[derive(Debug, Default)]
 pub(super) enum Selection {
     #[default]
     Empty,
+    /// Exactly the entry's first candidate with its current attributes. Every change of
+    /// the candidate list goes through [`Entry::pin_selection`] first, which turns this
+    /// into [`Selection::One`] so the old selection survives for comparison.
+    Sole,
     One((PathSource, SharedAttrs)),
     Many(Vec<(PathSource, SharedAttrs)>),
 }
 
 impl Selection {
-    pub(super) fn as_slice(&self) -> &[(PathSource, SharedAttrs)] {
-        match self {
-            Selection::Empty => &[],
-            Selection::One(x) => std::slice::from_ref(x),
-            Selection::Many(v) => v,
-        }
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.as_slice().is_empty()
-    }
-
-    pub(super) fn first(&self) -> Option<&(PathSource, SharedAttrs)> {
-        self.as_slice().first()
-    }
-
     fn set(&mut self, mut paths: Vec<(PathSource, SharedAttrs)>) {
         *self = match paths.len() {
             0 => Selection::Empty,
@@ -57,6 +47,42 @@ impl Selection {
             },
             _ => Selection::Many(paths),
         };
+    }
+}
+
+impl Entry {
+    /// The selected paths, best first, as (source, attributes).
+    pub(super) fn selected(&self) -> impl Iterator<Item = (PathSource, &SharedAttrs)> {
+        let (sole, listed): (Option<&Candidate>, &[(PathSource, SharedAttrs)]) =
+            match &self.selected {
+                Selection::Empty => (None, &[]),
+                Selection::Sole => (self.cands.first(), &[]),
+                Selection::One(x) => (None, std::slice::from_ref(x)),
+                Selection::Many(v) => (None, v),
+            };
+        sole.map(|c| (c.source, &c.attrs))
+            .into_iter()
+            .chain(listed.iter().map(|(s, a)| (*s, a)))
+    }
+
+    /// The best path, if the prefix has a route.
+    pub(super) fn best(&self) -> Option<(PathSource, &SharedAttrs)> {
+        self.selected().next()
+    }
+
+    /// True when the prefix has a selected route.
+    pub(super) fn has_route(&self) -> bool {
+        !matches!(self.selected, Selection::Empty)
+    }
+
+    /// Makes the selection independent of the candidate list before that list changes.
+    fn pin_selection(&mut self) {
+        if let Selection::Sole = self.selected {
+            self.selected = match self.cands.first() {
+                Some(c) => Selection::One((c.source, c.attrs.clone())),
+                None => Selection::Empty,
+            };
+        }
     }
 }
 
@@ -84,24 +110,21 @@ pub(super) fn route_path(
 
 /// The reported form of an entry's current ECMP set.
 pub(super) fn change_of(peers: &[Slot], prefix: IpNetwork, e: &Entry) -> RibChange {
+    let v6 = prefix.is_ipv6();
     // Common case first: the single candidate is the selection (no search, no iterator).
-    if let (Selection::One((src, a)), [c]) = (&e.selected, &*e.cands)
-        && c.source == *src
-    {
-        let paths = Paths::one(route_path(peers, *src, a, c.next_hop));
+    if let (Selection::Sole, [c]) = (&e.selected, &*e.cands) {
+        let paths = Paths::one(route_path(peers, c.source, &c.attrs, c.next_hop(v6)));
         return RibChange { prefix, paths };
     }
     let paths = e
-        .selected
-        .as_slice()
-        .iter()
+        .selected()
         .map(|(src, a)| {
             let nh = e
                 .cands
                 .iter()
-                .find(|c| c.source == *src)
-                .and_then(|c| c.next_hop);
-            route_path(peers, *src, a, nh)
+                .find(|c| c.source == src)
+                .and_then(|c| c.next_hop(v6));
+            route_path(peers, src, a, nh)
         })
         .collect();
     RibChange { prefix, paths }
@@ -125,47 +148,53 @@ fn facts(cfg: &RibConfig, peers: &[Slot], c: &Candidate) -> PathFacts {
 }
 
 /// Outcome of re-running the decision on one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Unchanged,
-    /// The ECMP set changed; `Some(best)` when the best path itself changed.
-    Changed(Option<Option<(PathSource, SharedAttrs)>>),
+    /// The ECMP set changed; `true` when the best path itself changed (exports needed).
+    Changed {
+        best: bool,
+    },
 }
 
-/// Re-selects `e` in place.
+/// Re-selects `e` in place. The caller pinned the selection before changing candidates.
 fn reselect(cfg: &RibConfig, peers: &[Slot], e: &mut Entry) -> Outcome {
     if e.cands.len() <= 1 {
         // Fast path: zero or one candidate, no decision to run and no allocation.
-        let same = match (e.cands.first(), e.selected.as_slice()) {
-            (None, []) => true,
-            (Some(c), [(s, a)]) => c.source == *s && c.attrs.ptr_eq(a),
+        let first = e.cands.first();
+        let same = match (first, &e.selected) {
+            (None, Selection::Empty) | (Some(_), Selection::Sole) => true,
+            (Some(c), Selection::One((s, a))) => c.source == *s && c.attrs.ptr_eq(a),
             _ => false,
         };
-        if same {
-            return Outcome::Unchanged;
-        }
-        let best_changed = match (e.cands.first(), e.selected.first()) {
-            (Some(c), Some((s, a))) => c.source != *s || !c.attrs.ptr_eq(a),
+        let best = match (first, e.best()) {
+            (Some(c), Some((s, a))) => c.source != s || !c.attrs.ptr_eq(a),
+            (None, None) => false,
             _ => true,
         };
-        e.selected = match e.cands.first() {
-            Some(c) => Selection::One((c.source, c.attrs.clone())),
-            None => Selection::Empty,
+        e.selected = if first.is_some() {
+            Selection::Sole
+        } else {
+            Selection::Empty
         };
-        return Outcome::Changed(best_changed.then(|| e.selected.first().cloned()));
+        return if same {
+            Outcome::Unchanged
+        } else {
+            Outcome::Changed { best }
+        };
     }
     let f: Vec<PathFacts> = e.cands.iter().map(|c| facts(cfg, peers, c)).collect();
     let sel = decision::select(&f);
-    let old = e.selected.as_slice();
-    let same = sel.len() == old.len()
+    let same = sel.len() == e.selected().count()
         && sel
             .iter()
-            .zip(old)
-            .all(|(&i, (src, a))| e.cands[i].source == *src && e.cands[i].attrs.ptr_eq(a));
+            .zip(e.selected())
+            .all(|(&i, (src, a))| e.cands[i].source == src && e.cands[i].attrs.ptr_eq(a));
     if same {
         return Outcome::Unchanged;
     }
-    let best_changed = match (sel.first(), e.selected.first()) {
-        (Some(&i), Some((s, a))) => e.cands[i].source != *s || !e.cands[i].attrs.ptr_eq(a),
+    let best = match (sel.first(), e.best()) {
+        (Some(&i), Some((s, a))) => e.cands[i].source != s || !e.cands[i].attrs.ptr_eq(a),
         (None, None) => false,
         _ => true,
     };
@@ -174,55 +203,108 @@ fn reselect(cfg: &RibConfig, peers: &[Slot], e: &mut Entry) -> Outcome {
             .map(|&i| (e.cands[i].source, e.cands[i].attrs.clone()))
             .collect(),
     );
-    Outcome::Changed(best_changed.then(|| e.selected.first().cloned()))
+    Outcome::Changed { best }
+}
+
+/// The parts of [`Rib`] export needs, borrowed apart from the prefix table so a table
+/// entry's selection can be exported by reference.
+struct Exporter<'a> {
+    cfg: &'a RibConfig,
+    peers: &'a mut Vec<Slot>,
+    interner: &'a mut super::Interner,
+    policy: &'a mut Box<dyn export::ExportPolicy + Send>,
 }
 
 impl Rib {
+    fn exporter(&mut self) -> (Exporter<'_>, &mut super::Table) {
+        let Rib {
+            cfg,
+            peers,
+            interner,
+            policy,
+            table,
+            ..
+        } = self;
+        (
+            Exporter {
+                cfg,
+                peers,
+                interner,
+                policy,
+            },
+            table,
+        )
+    }
+
     pub(super) fn upsert_candidate(
         &mut self,
         prefix: IpNetwork,
         c: Candidate,
         changes: &mut Vec<RibChange>,
     ) {
-        let Rib {
-            cfg,
-            peers,
-            table,
-            deferring,
-            dirty,
-            ..
-        } = self;
+        let deferring = self.deferring;
         let source = c.source;
-        let mut from = match source {
-            PathSource::Peer(id) => peers.get_mut(id.0 as usize).and_then(Option::as_mut),
+        let (mut x, table) = self.exporter();
+        let from = match source {
+            PathSource::Peer(id) => x.peers.get_mut(id.0 as usize).and_then(Option::as_mut),
             PathSource::Local => None,
         };
         // One table lookup for the whole update of this prefix.
-        let e = table.entry(prefix).or_default();
-        match e.cands.iter_mut().find(|x| x.source == source) {
-            Some(old) => {
-                if std::mem::replace(old, c).stale
-                    && let Some(p) = from.as_mut()
-                {
-                    p.stale -= 1;
+        let e = match table.entry(prefix) {
+            indexmap::map::Entry::Occupied(o) => {
+                let e = o.into_mut();
+                e.pin_selection();
+                match e.cands.iter_mut().find(|x| x.source == source) {
+                    Some(old) => {
+                        if std::mem::replace(old, c).stale
+                            && let Some(p) = from
+                        {
+                            p.stale -= 1;
+                        }
+                    }
+                    None => {
+                        e.cands.push(c);
+                        if let Some(p) = from {
+                            p.received += 1;
+                        }
+                    }
                 }
+                e
             }
-            None => {
-                e.cands.push(c);
-                if let Some(p) = from.as_mut() {
+            indexmap::map::Entry::Vacant(v) => {
+                // A new prefix (the bulk of a table dump): its one candidate is the
+                // selection, so there is nothing to compare and no decision to run.
+                if let Some(p) = from {
                     p.received += 1;
                 }
+                if deferring {
+                    v.insert(Entry {
+                        cands: Cands::One(c),
+                        selected: Selection::Empty,
+                    });
+                    self.dirty.insert(prefix);
+                    return;
+                }
+                let e = v.insert(Entry {
+                    cands: Cands::One(c),
+                    selected: Selection::Sole,
+                });
+                changes.push(change_of(x.peers, prefix, e));
+                x.export_best(prefix, e.best());
+                return;
             }
-        }
-        if *deferring {
-            dirty.insert(prefix);
+        };
+        if deferring {
+            self.dirty.insert(prefix);
             return;
         }
-        let outcome = reselect(cfg, peers, e);
-        if let Outcome::Changed(_) = outcome {
-            changes.push(change_of(peers, prefix, e));
+        let outcome = reselect(x.cfg, x.peers, e);
+        if let Outcome::Changed { best } = outcome {
+            changes.push(change_of(x.peers, prefix, e));
+            if best {
+                x.export_best(prefix, e.best());
+            }
         }
-        self.export_outcome(prefix, outcome);
     }
 
     pub(super) fn remove_candidate(
@@ -237,6 +319,7 @@ impl Rib {
         let Some(pos) = e.cands.iter().position(|c| c.source == source) else {
             return;
         };
+        e.pin_selection();
         let Some(old) = e.cands.swap_remove(pos) else {
             return;
         };
@@ -257,32 +340,18 @@ impl Rib {
             self.dirty.insert(prefix);
             return;
         }
-        let Rib {
-            cfg, peers, table, ..
-        } = self;
+        let (mut x, table) = self.exporter();
         let Some(e) = table.get_mut(&prefix) else {
             return;
         };
-        let outcome = reselect(cfg, peers, e);
-        let empty = e.cands.is_empty();
-        if let Outcome::Changed(_) = outcome {
-            changes.push(change_of(peers, prefix, e));
-        }
-        if empty {
-            table.remove(&prefix);
-        }
-        self.export_outcome(prefix, outcome);
-    }
-
-    /// Pushes a changed best path into every Established peer's Adj-RIB-Out.
-    fn export_outcome(&mut self, prefix: IpNetwork, outcome: Outcome) {
-        if let Outcome::Changed(Some(best)) = outcome {
-            for i in 0..self.peers.len() {
-                let id = PeerId(i as u32);
-                if self.peers[i].as_ref().is_some_and(|p| p.session.is_some()) {
-                    self.export_to(id, prefix, best.as_ref());
-                }
+        if let Outcome::Changed { best } = reselect(x.cfg, x.peers, e) {
+            changes.push(change_of(x.peers, prefix, e));
+            if best {
+                x.export_best(prefix, e.best());
             }
+        }
+        if e.cands.is_empty() {
+            table.swap_remove(&prefix);
         }
     }
 
@@ -291,7 +360,38 @@ impl Rib {
         &mut self,
         target: PeerId,
         prefix: IpNetwork,
-        best: Option<&(PathSource, SharedAttrs)>,
+        best: Option<(PathSource, &SharedAttrs)>,
+    ) {
+        self.exporter().0.export_to(target, prefix, best);
+    }
+}
+
+impl Exporter<'_> {
+    /// Records `best` (or a withdrawal) for `prefix` in every Established peer's
+    /// Adj-RIB-Out; the peer the route came from only ever gets a withdrawal.
+    fn export_best(&mut self, prefix: IpNetwork, best: Option<(PathSource, &SharedAttrs)>) {
+        let from = best.map(|(src, _)| src);
+        for i in 0..self.peers.len() {
+            let id = PeerId(i as u32);
+            let Some(p) = self.peers[i].as_mut().filter(|p| p.session.is_some()) else {
+                continue;
+            };
+            if from == Some(PathSource::Peer(id)) {
+                // Never back to the source: no export evaluation, only make sure an
+                // earlier advertisement of this prefix is withdrawn.
+                p.out.set(prefix, None);
+            } else {
+                self.export_to(id, prefix, best);
+            }
+        }
+    }
+
+    /// Computes what `target` should have for `prefix` given `best`, and records it.
+    fn export_to(
+        &mut self,
+        target: PeerId,
+        prefix: IpNetwork,
+        best: Option<(PathSource, &SharedAttrs)>,
     ) {
         // Never back to the peer the route came from: no export evaluation at all.
         let desired = best
@@ -306,20 +406,18 @@ impl Rib {
         &mut self,
         target: PeerId,
         prefix: IpNetwork,
-        best: &(PathSource, SharedAttrs),
+        (source, attrs): (PathSource, &SharedAttrs),
     ) -> Option<SharedAttrs> {
-        let (source, attrs) = best;
         let (class, src_peer) = match source {
             PathSource::Local => (SourceClass::Local, None),
-            PathSource::Peer(id) => (peer_at(&self.peers, *id)?.class(), Some(*id)),
+            PathSource::Peer(id) => (peer_at(self.peers, id)?.class(), Some(id)),
         };
         let v6 = prefix.is_ipv6();
-        let Rib {
+        let Exporter {
             cfg,
             interner,
             policy,
             peers,
-            ..
         } = self;
         let p = peers.get_mut(target.0 as usize)?.as_mut()?;
         let session = p.session.as_ref()?;
@@ -347,7 +445,7 @@ impl Rib {
             peer: target,
             peer_config: &p.cfg,
             prefix: &prefix,
-            source: *source,
+            source,
             original: attrs,
             outgoing: &out,
         };
@@ -357,28 +455,26 @@ impl Rib {
             ExportAction::Modify(a) => Some(interner.intern(a)),
         }
     }
+}
 
+impl Rib {
     /// Re-evaluates the whole Adj-RIB-Out of `peer` (initial dump, policy change); an
     /// `initial` dump owes End-of-RIB for every negotiated family.
     pub(super) fn dump_to(&mut self, peer: PeerId, initial: bool) {
         let bests: Vec<(IpNetwork, (PathSource, SharedAttrs))> = self
             .table
             .iter()
-            .filter_map(|(p, e)| e.selected.first().map(|b| (*p, b.clone())))
+            .filter_map(|(p, e)| e.best().map(|(s, a)| (*p, (s, a.clone()))))
             .collect();
         let sent: Vec<IpNetwork> = match peer_at(&self.peers, peer) {
             Some(p) => p.out.sent().keys().copied().collect(),
             None => return,
         };
-        for (prefix, best) in &bests {
-            self.export_to(peer, *prefix, Some(best));
+        for (prefix, (src, attrs)) in &bests {
+            self.export_to(peer, *prefix, Some((*src, attrs)));
         }
         for prefix in sent {
-            if self
-                .table
-                .get(&prefix)
-                .is_none_or(|e| e.selected.is_empty())
-            {
+            if self.table.get(&prefix).is_none_or(|e| !e.has_route()) {
                 self.export_to(peer, prefix, None);
             }
         }

@@ -73,8 +73,28 @@ pub use types::{
 struct Candidate {
     source: PathSource,
     attrs: SharedAttrs,
-    next_hop: Option<IpAddr>,
     stale: bool,
+}
+
+impl Candidate {
+    /// The forwarding next hop for a prefix of the given family: NEXT_HOP (or an IPv4
+    /// MP_REACH next hop) for IPv4, the MP_REACH global address for IPv6. Derived from the
+    /// attributes rather than stored: import and `originate` already checked it, and the
+    /// entry stays small (the Loc-RIB's size is what a table dump pays for in page faults).
+    fn next_hop(&self, v6: bool) -> Option<IpAddr> {
+        forwarding_next_hop(&self.attrs, v6)
+    }
+}
+
+/// See [`Candidate::next_hop`].
+fn forwarding_next_hop(a: &PathAttributes, v6: bool) -> Option<IpAddr> {
+    match (v6, a.next_hop, a.mp_next_hop) {
+        (true, _, Some((g @ IpAddr::V6(_), _))) => Some(g),
+        (true, _, _) => None,
+        (false, Some(v4), _) => Some(IpAddr::V4(v4)),
+        (false, None, Some((g @ IpAddr::V4(_), _))) => Some(g),
+        (false, None, _) => None,
+    }
 }
 
 /// A prefix of the Loc-RIB: every candidate (at most one per source) and the ECMP set last
@@ -87,6 +107,13 @@ struct Entry {
 
 /// (address of the input attribute set, source class, IPv6?).
 type ExportKey = (usize, SourceClass, bool);
+
+/// The Loc-RIB: prefix → entry. An index map (a small hash index over a dense entry
+/// vector) rather than a plain hash map: growing it rehashes 8-byte indices instead of
+/// moving whole entries, and the entry vector grows in place, so filling a large table
+/// touches about half the memory (page faults dominate a 100k-prefix table dump). Scans
+/// (peer down, GR sweeps, dumps) walk the dense vector. Removal is `swap_remove`.
+type Table = indexmap::IndexMap<IpNetwork, Entry, hash::FoldState>;
 
 /// Per-peer state.
 struct Peer {
@@ -139,7 +166,7 @@ impl Peer {
 pub struct Rib {
     cfg: RibConfig,
     peers: Vec<Option<Peer>>,
-    table: FastMap<IpNetwork, Entry>,
+    table: Table,
     interner: Interner,
     policy: Box<dyn ExportPolicy + Send>,
     /// Restarting speaker: selection deferred (RFC 4724 §4.1).
@@ -179,7 +206,7 @@ impl Rib {
             deferring: cfg.defer_until_eor,
             cfg,
             peers: Vec::new(),
-            table: FastMap::default(),
+            table: Table::default(),
             interner: Interner::default(),
             policy: Box::new(AcceptAll),
             dirty: FastSet::default(),
@@ -338,14 +365,13 @@ impl Rib {
                 }
                 let hop =
                     *nh[usize::from(v6)].get_or_insert_with(|| import::next_hop_for(a, v6, own));
-                hop.map(|h| (a.clone(), h))
+                hop.map(|_| a.clone())
             });
             match verdict {
-                Ok((a, hop)) => {
+                Ok(a) => {
                     let c = Candidate {
                         source: PathSource::Peer(peer),
                         attrs: a,
-                        next_hop: Some(hop),
                         stale: false,
                     };
                     self.upsert_candidate(*prefix, c, &mut changes);
@@ -376,19 +402,17 @@ impl Rib {
         let prefix = canonical(prefix);
         attrs.origin.get_or_insert(Origin::Igp);
         let v6 = prefix.is_ipv6();
-        let next_hop = match (attrs.next_hop, attrs.mp_next_hop) {
+        // The candidate derives its next hop from these attributes; only check the family.
+        match (attrs.next_hop, attrs.mp_next_hop) {
             (Some(_), _) if v6 => return Err(RibError::LocalNextHopFamily { prefix }),
-            (Some(v4), _) => Some(IpAddr::V4(v4)),
             (None, Some((g, _))) if g.is_ipv6() != v6 => {
                 return Err(RibError::LocalNextHopFamily { prefix });
             }
-            (None, Some((g, _))) => Some(g),
-            (None, None) => None,
-        };
+            _ => {}
+        }
         let c = Candidate {
             source: PathSource::Local,
             attrs: self.interner.intern(attrs),
-            next_hop,
             stale: false,
         };
         let mut changes = Vec::new();
@@ -436,7 +460,7 @@ impl Rib {
     /// The current ECMP set of `prefix` (best first), if it has a route.
     pub fn best(&self, prefix: &IpNetwork) -> Option<RibChange> {
         let e = self.table.get(prefix)?;
-        if e.selected.is_empty() {
+        if !e.has_route() {
             return None;
         }
         Some(locrib::change_of(&self.peers, *prefix, e))
@@ -446,16 +470,13 @@ impl Rib {
     pub fn loc_rib(&self) -> impl Iterator<Item = RibChange> + '_ {
         self.table
             .iter()
-            .filter(|(_, e)| !e.selected.is_empty())
+            .filter(|(_, e)| e.has_route())
             .map(|(p, e)| locrib::change_of(&self.peers, *p, e))
     }
 
     /// Number of prefixes with a selected route.
     pub fn loc_rib_len(&self) -> usize {
-        self.table
-            .values()
-            .filter(|e| !e.selected.is_empty())
-            .count()
+        self.table.values().filter(|e| e.has_route()).count()
     }
 
     /// The peer's Adj-RIB-In: every accepted prefix (sorted) with its path and stale flag.
@@ -475,7 +496,7 @@ impl Rib {
                     .find(|c| c.source == src)?;
                 Some((
                     *pfx,
-                    locrib::route_path(&self.peers, c.source, &c.attrs, c.next_hop),
+                    locrib::route_path(&self.peers, c.source, &c.attrs, c.next_hop(pfx.is_ipv6())),
                     c.stale,
                 ))
             })
