@@ -236,10 +236,14 @@ impl Rib {
         )
     }
 
+    /// Adds or replaces `c` as `prefix`'s candidate from its source, re-selects, reports
+    /// and exports. `report`, when given, is the attribute handle the reported path of a
+    /// new prefix carries (equal to `c.attrs`; see `Rib::apply_update`).
     pub(super) fn upsert_candidate(
         &mut self,
         prefix: IpNetwork,
         c: Candidate,
+        report: Option<&SharedAttrs>,
         changes: &mut Vec<RibChange>,
     ) {
         let deferring = self.deferring;
@@ -289,7 +293,18 @@ impl Rib {
                     cands: Cands::One(c),
                     selected: Selection::Sole,
                 });
-                changes.push(change_of(x.peers, prefix, e));
+                changes.push(match (report, e.cands.first()) {
+                    (Some(r), Some(c)) => RibChange {
+                        prefix,
+                        paths: Paths::one(route_path(
+                            x.peers,
+                            source,
+                            r,
+                            c.next_hop(prefix.is_ipv6()),
+                        )),
+                    },
+                    _ => change_of(x.peers, prefix, e),
+                });
                 x.export_best(prefix, e.best());
                 return;
             }

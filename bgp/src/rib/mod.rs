@@ -353,6 +353,13 @@ impl Rib {
             (_, Err(e)) => Err(e),
             (None, Ok(())) => Err(RejectReason::BadNextHop),
         };
+        // The reported paths carry their own copy of the attribute set, one per UPDATE:
+        // subscribers drop their events on another thread, and sharing the RIB's handle
+        // would bounce its reference count between the two cores once per prefix.
+        let report = attrs
+            .as_ref()
+            .ok()
+            .map(|a| SharedAttrs::new(PathAttributes::clone(a)));
         // Next hop per family, computed once.
         let mut nh: [Option<Result<IpAddr, RejectReason>>; 2] = [None, None];
         let mut rejected = 0u64;
@@ -374,7 +381,7 @@ impl Rib {
                         attrs: a,
                         stale: false,
                     };
-                    self.upsert_candidate(*prefix, c, &mut changes);
+                    self.upsert_candidate(*prefix, c, report.as_ref(), &mut changes);
                 }
                 Err(e) => {
                     rejected += 1;
@@ -416,7 +423,7 @@ impl Rib {
             stale: false,
         };
         let mut changes = Vec::new();
-        self.upsert_candidate(prefix, c, &mut changes);
+        self.upsert_candidate(prefix, c, None, &mut changes);
         Ok(changes)
     }
 
