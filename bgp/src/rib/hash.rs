@@ -8,6 +8,8 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher, RandomState};
 
+use ipnetwork::IpNetwork;
+
 const MUL: u64 = 0x5851_f42d_4c95_7f2d;
 
 /// Builds [`FoldHasher`]s with one random seed per table.
@@ -21,6 +23,27 @@ impl Default for FoldState {
         FoldState {
             seed: RandomState::new().hash_one(0x0074_616f_7274_6965_u64) | 1,
         }
+    }
+}
+
+impl FoldState {
+    /// One keyed hash of a prefix with no `Hash`-trait plumbing: an IPv4 prefix is one
+    /// 64-bit word (family, address, length), an IPv6 prefix three.
+    #[inline]
+    pub(crate) fn hash_prefix(&self, p: &IpNetwork) -> u64 {
+        let mut h = self.build_hasher();
+        match p {
+            IpNetwork::V4(n) => {
+                h.mix((1 << 40) | (u64::from(u32::from(n.ip())) << 8) | u64::from(n.prefix()));
+            }
+            IpNetwork::V6(n) => {
+                let a = u128::from(n.ip());
+                h.mix(a as u64);
+                h.mix((a >> 64) as u64);
+                h.mix((2 << 40) | u64::from(n.prefix()));
+            }
+        }
+        h.finish()
     }
 }
 
@@ -114,7 +137,31 @@ pub(crate) type FastSet<K> = HashSet<K, FoldState>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipnetwork::IpNetwork;
+
+    #[test]
+    fn prefix_hash_spreads_and_tells_lengths_and_families_apart() {
+        let s = FoldState::default();
+        let p = |t: &str| t.parse::<IpNetwork>().expect("prefix");
+        assert_eq!(
+            s.hash_prefix(&p("10.0.0.0/26")),
+            s.hash_prefix(&p("10.0.0.0/26"))
+        );
+        assert_ne!(
+            s.hash_prefix(&p("10.0.0.0/26")),
+            s.hash_prefix(&p("10.0.0.0/27"))
+        );
+        assert_ne!(
+            s.hash_prefix(&p("10.0.0.0/26")),
+            s.hash_prefix(&p("::a00:0/26"))
+        );
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..10_000u32 {
+            let n = IpNetwork::new(std::net::Ipv4Addr::from(0x0a00_0000 + (i << 6)).into(), 26)
+                .expect("prefix");
+            seen.insert(s.hash_prefix(&n) & 0xffff);
+        }
+        assert!(seen.len() > 8_000, "{} distinct low halves", seen.len());
+    }
 
     #[test]
     fn distinct_prefixes_spread_and_equal_ones_agree() {

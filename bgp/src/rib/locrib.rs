@@ -67,7 +67,12 @@ impl Entry {
 
     /// The best path, if the prefix has a route.
     pub(super) fn best(&self) -> Option<(PathSource, &SharedAttrs)> {
-        self.selected().next()
+        match &self.selected {
+            Selection::Empty => None,
+            Selection::Sole => self.cands.first().map(|c| (c.source, &c.attrs)),
+            Selection::One((s, a)) => Some((*s, a)),
+            Selection::Many(v) => v.first().map(|(s, a)| (*s, a)),
+        }
     }
 
     /// True when the prefix has a selected route.
@@ -255,8 +260,7 @@ impl Rib {
         };
         // One table lookup for the whole update of this prefix.
         let e = match table.entry(prefix) {
-            indexmap::map::Entry::Occupied(o) => {
-                let e = o.into_mut();
+            super::table::Slot::Occupied(e) => {
                 e.pin_selection();
                 match e.cands.iter_mut().find(|x| x.source == source) {
                     Some(old) => {
@@ -275,7 +279,7 @@ impl Rib {
                 }
                 e
             }
-            indexmap::map::Entry::Vacant(v) => {
+            super::table::Slot::Vacant(v) => {
                 // A new prefix (the bulk of a table dump): its one candidate is the
                 // selection, so there is nothing to compare and no decision to run.
                 if let Some(p) = from {
@@ -366,7 +370,7 @@ impl Rib {
             }
         }
         if e.cands.is_empty() {
-            table.swap_remove(&prefix);
+            table.remove(&prefix);
         }
     }
 

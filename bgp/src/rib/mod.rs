@@ -44,6 +44,7 @@ mod input;
 mod locrib;
 mod pack;
 mod paths;
+mod table;
 mod types;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -108,12 +109,8 @@ struct Entry {
 /// (address of the input attribute set, source class, IPv6?).
 type ExportKey = (usize, SourceClass, bool);
 
-/// The Loc-RIB: prefix → entry. An index map (a small hash index over a dense entry
-/// vector) rather than a plain hash map: growing it rehashes 8-byte indices instead of
-/// moving whole entries, and the entry vector grows in place, so filling a large table
-/// touches about half the memory (page faults dominate a 100k-prefix table dump). Scans
-/// (peer down, GR sweeps, dumps) walk the dense vector. Removal is `swap_remove`.
-type Table = indexmap::IndexMap<IpNetwork, Entry, hash::FoldState>;
+/// The Loc-RIB: prefix → entry (see `table` for why not a plain hash map).
+type Table = table::PrefixTable<Entry>;
 
 /// Per-peer state.
 struct Peer {
