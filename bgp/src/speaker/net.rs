@@ -168,27 +168,33 @@ async fn read_loop(
     };
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
+        // Every complete frame of this read goes to the owner in one event: a table dump
+        // arrives as a few large reads, and one wake-up per read instead of per message
+        // keeps both threads busy with the messages rather than with each other.
+        let mut frames = Vec::new();
+        let mut framing_error = None;
         loop {
             match wire::frame_len(&buf, &framing) {
-                Ok(Some(n)) if buf.len() >= n => {
-                    let bytes = buf.split_to(n).freeze();
-                    if tx.send(Event::Frame { peer, conn, bytes }).await.is_err() {
-                        return;
-                    }
-                }
+                Ok(Some(n)) if buf.len() >= n => frames.push(buf.split_to(n).freeze()),
                 Ok(_) => break,
                 Err(e) => {
-                    let notification = e.notification();
-                    let _ = tx
-                        .send(Event::FramingError {
-                            peer,
-                            conn,
-                            notification,
-                        })
-                        .await;
-                    return;
+                    framing_error = Some(e.notification());
+                    break;
                 }
             }
+        }
+        if !frames.is_empty() && tx.send(Event::Frames { peer, conn, frames }).await.is_err() {
+            return;
+        }
+        if let Some(notification) = framing_error {
+            let _ = tx
+                .send(Event::FramingError {
+                    peer,
+                    conn,
+                    notification,
+                })
+                .await;
+            return;
         }
         let error = match rd.read_buf(&mut buf).await {
             Ok(0) => String::new(),

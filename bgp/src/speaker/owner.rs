@@ -59,10 +59,11 @@ pub(crate) enum Event {
         attempt: u64,
         result: Result<TcpStream, String>,
     },
-    Frame {
+    /// Complete messages from one read of a connection, in order.
+    Frames {
         peer: IpAddr,
         conn: ConnId,
-        bytes: Bytes,
+        frames: Vec<Bytes>,
     },
     FramingError {
         peer: IpAddr,
@@ -228,9 +229,13 @@ impl Owner {
                 };
                 self.drive(peer, input);
             }
-            Event::Frame { peer, conn, bytes } => {
-                if let Some(input) = self.decode(peer, conn, &bytes) {
-                    self.drive(peer, input);
+            Event::Frames { peer, conn, frames } => {
+                for bytes in frames {
+                    // After a close (NOTIFICATION, decode error) the connection is gone
+                    // and `decode` skips the rest.
+                    if let Some(input) = self.decode(peer, conn, &bytes) {
+                        self.drive(peer, input);
+                    }
                 }
             }
             Event::FramingError {
