@@ -9,16 +9,17 @@
 //! Usage (one command; builds in release mode and runs as root):
 //!
 //! ```text
-//! bash bgp/benches/system/run.sh [--prefixes 100000] [--runs 3] [--poll-ms 20] \
+//! bash bgp/benches/system/run.sh [--prefixes 100000] [--runs 3] [--poll-ms 1] \
 //!     [--only tortie,bird,gobgp,frr]
 //! # or: cargo run --release -p tortie-bgp --example bench_100k -- [same flags]
 //! ```
 //!
 //! The injector is our own codec on a plain socket (`bgp/benches/system/injector.rs`),
 //! the table encoded before the clock starts, so every receiver gets the same bytes and
-//! the clock measures the receiver alone. Each receiver's count is polled every
-//! `--poll-ms` (a `birdc`/`gobgp`/`vtysh` call, or reading tortie's output); the end time
-//! is the end of the first poll that sees all N.
+//! the clock measures the receiver alone. Each receiver's count is polled with a
+//! `--poll-ms` pause (a command on a kept-open BIRD control socket, a `gobgp`/`vtysh`
+//! call, or reading tortie's output); the end time is the end of the first poll that sees
+//! all N.
 
 #[path = "../benches/system/injector.rs"]
 mod injector;
@@ -53,8 +54,9 @@ struct Args {
     /// Rounds over all receivers.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Count polling interval, milliseconds.
-    #[arg(long, default_value_t = 20)]
+    /// Pause between count polls, milliseconds (the table fills in tens of milliseconds,
+    /// so coarser polling hides the difference between receivers).
+    #[arg(long, default_value_t = 1)]
     poll_ms: u64,
     /// Seconds to wait for one receiver's full table.
     #[arg(long, default_value_t = 120)]

@@ -292,6 +292,12 @@ impl Bird {
         Ok(body)
     }
 
+    /// A persistent connection to the control socket: each command costs a socket round
+    /// trip instead of starting `birdc` (about 2 ms), for tight polling.
+    pub fn cli(&self) -> Result<BirdCli> {
+        BirdCli::connect(&self.socket())
+    }
+
     /// Every BGP protocol's session state.
     pub fn neighbors(&self) -> Result<Vec<Neighbor>> {
         Ok(parse_protocols(&self.birdc("show protocols all")?))
@@ -409,6 +415,91 @@ fn spawn_bird(host: &Host, dir: &Path) -> Result<Proc> {
         .arg("-P")
         .arg(dir.join("bird.pid"));
     host.spawn_command("bird", cmd)
+}
+
+/// An open BIRD control-socket session (BIRD's CLI protocol: reply lines carry a
+/// four-digit code and `-` while more follow, a space on the last; continuation lines
+/// start with a space). Answers read like `birdc`'s output.
+#[derive(Debug)]
+pub struct BirdCli {
+    reader: std::io::BufReader<std::os::unix::net::UnixStream>,
+    writer: std::os::unix::net::UnixStream,
+}
+
+impl BirdCli {
+    fn connect(socket: &Path) -> Result<BirdCli> {
+        let what = || format!("BIRD control socket {}", socket.display());
+        let writer =
+            std::os::unix::net::UnixStream::connect(socket).map_err(|e| Error::io(what(), e))?;
+        writer
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| Error::io(what(), e))?;
+        let reader = writer.try_clone().map_err(|e| Error::io(what(), e))?;
+        let mut cli = BirdCli {
+            reader: std::io::BufReader::new(reader),
+            writer,
+        };
+        // The `0001 BIRD x.y ready.` greeting.
+        cli.reply()?;
+        Ok(cli)
+    }
+
+    /// Runs one command; returns its reply as `birdc` prints it.
+    pub fn command(&mut self, cmd: &str) -> Result<String> {
+        use std::io::Write as _;
+        self.writer
+            .write_all(format!("{cmd}\n").as_bytes())
+            .map_err(|e| Error::io("writing to the BIRD control socket", e))?;
+        let body = self.reply()?;
+        if body.starts_with("syntax error") {
+            return Err(Error::Command {
+                cmd: cmd.to_string(),
+                status: "syntax error".into(),
+                stderr: body,
+            });
+        }
+        Ok(body)
+    }
+
+    /// One protocol's session state, like [`Bird::protocol_state`].
+    pub fn protocol_state(&mut self, name: &str) -> Result<Neighbor> {
+        parse_protocols(&self.command(&format!("show protocols all {name}"))?)
+            .into_iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| Error::parse("bird", format!("protocol {name}"), "not shown"))
+    }
+
+    fn reply(&mut self) -> Result<String> {
+        use std::io::BufRead as _;
+        let mut out = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .map_err(|e| Error::io("reading the BIRD control socket", e))?;
+            if n == 0 {
+                return Err(Error::parse("bird", "control reply", "socket closed"));
+            }
+            let line = line.trim_end_matches('\n');
+            let b = line.as_bytes();
+            if let Some(rest) = line.strip_prefix(' ') {
+                out.push(rest.to_string());
+                continue;
+            }
+            let coded = b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit);
+            if !coded {
+                out.push(line.to_string());
+                continue;
+            }
+            if &line[..4] != "0000" && &line[..4] != "0001" {
+                out.push(line[5..].to_string());
+            }
+            if b[4] == b' ' {
+                return Ok(out.join("\n"));
+            }
+        }
+    }
 }
 
 /// Parses `show protocols all` output into the BGP protocols' session states.

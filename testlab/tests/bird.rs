@@ -61,6 +61,16 @@ fn ebgp_and_ibgp_between_two_birds() -> anyhow::Result<()> {
     assert_eq!(n.state, BgpState::Established);
     assert_eq!(n.address, Some(ip("10.0.0.1")));
     assert_eq!(n.remote_as, Some(65001));
+    // The persistent control connection reads the same state as birdc, and keeps working
+    // for further commands on the same socket.
+    let mut cli = bird_b.cli()?;
+    assert_eq!(cli.protocol_state("to_a")?, n);
+    assert!(cli.command("show status")?.contains("Router ID"));
+    assert!(
+        cli.command("show bogus-command").is_err(),
+        "a syntax error is an error"
+    );
+    assert_eq!(cli.protocol_state("to_a")?.state, BgpState::Established);
 
     // eBGP: next hop a, AS path a sequence [65001].
     let r = wait_route(&bird_b, "master4", "10.1.0.0/26")?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use testlab::bird::{Bird, BirdConfig, BirdNeighbor};
+use testlab::bird::{Bird, BirdCli, BirdConfig, BirdNeighbor};
 use testlab::frr::{Frr, FrrConfig, FrrNeighbor};
 use testlab::gobgp::{GoBgp, GoBgpConfig, GoBgpNeighbor};
 use testlab::{Host, Proc};
@@ -60,7 +60,9 @@ pub struct Session {
 /// A started receiver.
 pub enum Receiver {
     Tortie(Proc),
-    Bird(Bird),
+    /// With a persistent control-socket session: a `birdc` run costs ~2 ms, which would
+    /// make BIRD's polls coarser than the others'.
+    Bird(Bird, std::cell::RefCell<BirdCli>),
     GoBgp(GoBgp),
     Frr(Frr),
 }
@@ -124,7 +126,9 @@ impl Receiver {
                 n.hold_time = Some(HOLD);
                 n.keepalive_time = Some(KEEPALIVE);
                 c.neighbors.push(n);
-                Receiver::Bird(Bird::start(host, c)?)
+                let b = Bird::start(host, c)?;
+                let cli = b.cli()?;
+                Receiver::Bird(b, std::cell::RefCell::new(cli))
             }
             Kind::GoBgp => {
                 let mut c = GoBgpConfig::new(s.address, s.local_as);
@@ -148,7 +152,8 @@ impl Receiver {
     /// How many benchmark prefixes the receiver holds now:
     /// - tortie: distinct prefixes in its Loc-RIB, from `subscribe_routes` (the receive
     ///   mode's last `count`/`full` line);
-    /// - BIRD: the session's `Routes: N imported` (`show protocols all inj`);
+    /// - BIRD: the session's `Routes: N imported` (`show protocols all inj` on a kept-open
+    ///   control socket);
     /// - GoBGP: `Destination: N` of `gobgp global rib summary -a ipv4`;
     /// - FRR: the injector's `acceptedPrefixCounter` (`show bgp neighbors
     ///   INJECTOR json`, bgpd only).
@@ -158,7 +163,11 @@ impl Receiver {
                 p.check_running()?;
                 Ok(tortie_lines(&p.log()).0)
             }
-            Receiver::Bird(b) => Ok(b.protocol_state("inj")?.prefixes_received.unwrap_or(0)),
+            Receiver::Bird(_, cli) => Ok(cli
+                .borrow_mut()
+                .protocol_state("inj")?
+                .prefixes_received
+                .unwrap_or(0)),
             Receiver::GoBgp(g) => {
                 let out = g.gobgp(&["global", "rib", "summary", "-a", "ipv4"])?;
                 gobgp_destinations(&out)
@@ -190,7 +199,7 @@ impl Receiver {
     pub fn procs(&self) -> Vec<&Proc> {
         match self {
             Receiver::Tortie(p) => vec![p],
-            Receiver::Bird(b) => vec![b.proc()],
+            Receiver::Bird(b, _) => vec![b.proc()],
             Receiver::GoBgp(g) => vec![g.proc()],
             Receiver::Frr(f) => vec![f.bgpd(), f.zebra()],
         }
