@@ -14,7 +14,11 @@ pub(super) enum Cands {
     #[default]
     Empty,
     One(Candidate),
-    Many(Vec<Candidate>),
+    /// Boxed so the list is no larger than one candidate: every prefix pays for this
+    /// enum's size, few ever hold a second candidate. (A thin pointer on purpose, which
+    /// is what clippy's `box_collection` does not know.)
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Candidate>>),
 }
 
 impl Cands {
@@ -22,7 +26,7 @@ impl Cands {
     pub(super) fn push(&mut self, c: Candidate) {
         match std::mem::take(self) {
             Cands::Empty => *self = Cands::One(c),
-            Cands::One(first) => *self = Cands::Many(vec![first, c]),
+            Cands::One(first) => *self = Cands::Many(Box::new(vec![first, c])),
             Cands::Many(mut v) => {
                 v.push(c);
                 *self = Cands::Many(v);
@@ -58,7 +62,7 @@ impl Deref for Cands {
         match self {
             Cands::Empty => &[],
             Cands::One(c) => std::slice::from_ref(c),
-            Cands::Many(v) => v,
+            Cands::Many(v) => v.as_slice(),
         }
     }
 }
@@ -68,7 +72,7 @@ impl DerefMut for Cands {
         match self {
             Cands::Empty => &mut [],
             Cands::One(c) => std::slice::from_mut(c),
-            Cands::Many(v) => v,
+            Cands::Many(v) => v.as_mut_slice(),
         }
     }
 }

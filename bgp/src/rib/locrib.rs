@@ -34,7 +34,10 @@ pub(super) enum Selection {
     /// into [`Selection::One`] so the old selection survives for comparison.
     Sole,
     One((PathSource, SharedAttrs)),
-    Many(Vec<(PathSource, SharedAttrs)>),
+    /// Boxed (a thin pointer): an ECMP set is rare, and every prefix pays for this
+    /// enum's size.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<(PathSource, SharedAttrs)>>),
 }
 
 impl Selection {
@@ -45,7 +48,7 @@ impl Selection {
                 Some(x) => Selection::One(x),
                 None => Selection::Empty,
             },
-            _ => Selection::Many(paths),
+            _ => Selection::Many(Box::new(paths)),
         };
     }
 }
@@ -58,7 +61,7 @@ impl Entry {
                 Selection::Empty => (None, &[]),
                 Selection::Sole => (self.cands.first(), &[]),
                 Selection::One(x) => (None, std::slice::from_ref(x)),
-                Selection::Many(v) => (None, v),
+                Selection::Many(v) => (None, v.as_slice()),
             };
         sole.map(|c| (c.source, &c.attrs))
             .into_iter()
@@ -406,6 +409,8 @@ impl Exporter<'_> {
     }
 
     /// Computes what `target` should have for `prefix` given `best`, and records it.
+    /// Kept out of line so the per-prefix peer loop above stays small.
+    #[inline(never)]
     fn export_to(
         &mut self,
         target: PeerId,

@@ -530,3 +530,20 @@ impl Rib {
         })
     }
 }
+
+#[cfg(test)]
+mod layout {
+    /// A table dump pays for every byte of a slot in page faults: keep the common
+    /// single-candidate entry at 40 bytes (a slot with its prefix key at 64).
+    #[test]
+    fn entry_stays_small() {
+        assert_eq!(std::mem::size_of::<super::Candidate>(), 24);
+        assert_eq!(std::mem::size_of::<super::cands::Cands>(), 24);
+        assert_eq!(std::mem::size_of::<super::locrib::Selection>(), 16);
+        assert_eq!(std::mem::size_of::<super::Entry>(), 40);
+        assert_eq!(
+            std::mem::size_of::<(ipnetwork::IpNetwork, super::Entry)>(),
+            64
+        );
+    }
+}
