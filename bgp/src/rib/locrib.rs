@@ -245,13 +245,13 @@ impl Rib {
     }
 
     /// Adds or replaces `c` as `prefix`'s candidate from its source, re-selects, reports
-    /// and exports. `report`, when given, is the attribute handle the reported path of a
-    /// new prefix carries (equal to `c.attrs`; see `Rib::apply_update`).
+    /// and exports. `report`, when given, is the path a new prefix reports (its source,
+    /// next hop and attributes equal `c`'s; see `Rib::apply_update`).
     pub(super) fn upsert_candidate(
         &mut self,
         prefix: IpNetwork,
         c: Candidate,
-        report: Option<&SharedAttrs>,
+        report: Option<&RoutePath>,
         changes: &mut Vec<RibChange>,
     ) {
         let deferring = self.deferring;
@@ -300,17 +300,12 @@ impl Rib {
                     cands: Cands::One(c),
                     selected: Selection::Sole,
                 });
-                changes.push(match (report, e.cands.first()) {
-                    (Some(r), Some(c)) => RibChange {
+                changes.push(match report {
+                    Some(path) => RibChange {
                         prefix,
-                        paths: Paths::one(route_path(
-                            x.peers,
-                            source,
-                            r,
-                            c.next_hop(prefix.is_ipv6()),
-                        )),
+                        paths: Paths::one(path.clone()),
                     },
-                    _ => change_of(x.peers, prefix, e),
+                    None => change_of(x.peers, prefix, e),
                 });
                 x.export_best(prefix, e.best());
                 return;

@@ -341,6 +341,7 @@ impl Rib {
             return Ok(changes);
         }
         let p = self.peer(peer)?;
+        let peer_address = Some(p.cfg.address);
         let checked = match &update.attrs {
             None => Err(RejectReason::BadNextHop),
             Some(a) => import::check_attrs(&self.cfg, &p.cfg, a),
@@ -350,40 +351,42 @@ impl Rib {
             (_, Err(e)) => Err(e),
             (None, Ok(())) => Err(RejectReason::BadNextHop),
         };
-        // The reported paths carry their own copy of the attribute set, one per UPDATE:
-        // subscribers drop their events on another thread, and sharing the RIB's handle
-        // would bounce its reference count between the two cores once per prefix.
-        let report = attrs
-            .as_ref()
-            .ok()
-            .map(|a| SharedAttrs::new(PathAttributes::clone(a)));
-        // Next hop per family, computed once.
-        let mut nh: [Option<Result<IpAddr, RejectReason>>; 2] = [None, None];
+        // What is the same for every prefix of one family in this UPDATE is decided once:
+        // the import verdict, and the path a new prefix reports. That path carries its own
+        // copy of the attribute set: subscribers drop their events on another thread, and
+        // sharing the RIB's handle would bounce its reference count between the two cores
+        // once per prefix.
+        let source = PathSource::Peer(peer);
+        let mut per_family: [Option<Result<RoutePath, RejectReason>>; 2] = [None, None];
         let mut rejected = 0u64;
         let mut last = None;
         for prefix in &update.announced {
             let v6 = prefix.is_ipv6();
-            let verdict = attrs.as_ref().map_err(|e| *e).and_then(|a| {
+            let verdict = per_family[usize::from(v6)].get_or_insert_with(|| {
+                let a = attrs.as_ref().map_err(|e| *e)?;
                 if !families.contains(&family_of(prefix)) {
                     return Err(RejectReason::FamilyNotNegotiated);
                 }
-                let hop =
-                    *nh[usize::from(v6)].get_or_insert_with(|| import::next_hop_for(a, v6, own));
-                hop.map(|_| a.clone())
+                Ok(RoutePath {
+                    source,
+                    peer_address,
+                    next_hop: Some(import::next_hop_for(a, v6, own)?),
+                    attrs: SharedAttrs::new(PathAttributes::clone(a)),
+                })
             });
-            match verdict {
-                Ok(a) => {
+            match (&*verdict, &attrs) {
+                (Ok(path), Ok(a)) => {
                     let c = Candidate {
-                        source: PathSource::Peer(peer),
-                        attrs: a,
+                        source,
+                        attrs: a.clone(),
                         stale: false,
                     };
-                    self.upsert_candidate(*prefix, c, report.as_ref(), &mut changes);
+                    self.upsert_candidate(*prefix, c, Some(path), &mut changes);
                 }
-                Err(e) => {
+                (Err(e), _) | (_, Err(e)) => {
                     rejected += 1;
-                    last = Some(e);
-                    self.remove_candidate(*prefix, PathSource::Peer(peer), &mut changes);
+                    last = Some(*e);
+                    self.remove_candidate(*prefix, source, &mut changes);
                 }
             }
         }

@@ -92,6 +92,15 @@ impl<V> PrefixTable<V> {
             slots,
             hasher,
         } = self;
+        if index.len() == index.capacity() {
+            // Grow the index fourfold instead of twofold: every growth rehashes all
+            // prefixes (a random read of each slot), and at 5 bytes a bucket a sparser
+            // index costs little next to the 64-byte slots it points into.
+            let view: &Vec<(IpNetwork, V)> = slots;
+            index.reserve(3 * index.len() + 16, |&i| {
+                hasher.hash_prefix(&view[i as usize].0)
+            });
+        }
         let found = {
             let view: &Vec<(IpNetwork, V)> = slots;
             index.entry(
