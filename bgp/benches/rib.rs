@@ -1,6 +1,8 @@
 //! RIB throughput: 100,000 /26 prefixes from one eBGP peer into the RIB (import checks,
 //! best path, change events) with the Adj-RIB-Out of one other peer computed and drained
-//! into packed UPDATEs; and the same table withdrawn by the peer going down.
+//! into packed UPDATEs; the same table withdrawn by the peer going down; and the
+//! receiver's side of the whole-system benchmark in-process: the same 124 wire UPDATEs
+//! decoded and applied into a fresh RIB whose only peer is the sender.
 //!
 //! Run: `cargo bench -p tortie-bgp --bench rib` (criterion prints elements/s = prefixes/s).
 
@@ -9,8 +11,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ipnetwork::IpNetwork;
-use tortie_bgp::msg::{AsSegment, Origin, PathAttributes, Update};
+use tortie_bgp::msg::{AsSegment, Message, Origin, PathAttributes, Update};
 use tortie_bgp::rib::{Negotiated, PeerConfig, PeerId, Rib, RibConfig};
+use tortie_bgp::wire::{self, Ctx};
 
 const N: u32 = 100_000;
 /// /26s per UPDATE as a full 4096-byte message from a peer carries them.
@@ -65,8 +68,33 @@ fn ingest(rib: &mut Rib, src: PeerId, dst: PeerId, ups: &[Update]) -> usize {
     out.len()
 }
 
+/// The UPDATEs of `updates()` as a 4-octet-AS session carries them.
+fn frames(ups: &[Update]) -> (Vec<Vec<u8>>, Ctx) {
+    let ctx = Ctx {
+        four_octet_as: true,
+        ..Ctx::default()
+    };
+    let f = ups
+        .iter()
+        .map(|u| wire::encode_message(&Message::Update(u.clone()), &ctx).expect("encode"))
+        .collect();
+    (f, ctx)
+}
+
+/// A fresh RIB with one Established eBGP peer (the sender) and nothing else.
+fn receiver() -> (Rib, PeerId) {
+    let mut rib = Rib::new(RibConfig::new(64512, Ipv4Addr::new(10, 0, 0, 1)));
+    let mut cfg = PeerConfig::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 65001, 64512);
+    cfg.local_v4 = Some(Ipv4Addr::new(10, 0, 0, 1));
+    let src = rib.add_peer(cfg);
+    rib.peer_up(src, Negotiated::ipv4(Ipv4Addr::new(10, 255, 0, 2)))
+        .expect("src up");
+    (rib, src)
+}
+
 fn bench(c: &mut Criterion) {
     let ups = updates();
+    let (wire_ups, ctx) = frames(&ups);
     let mut g = c.benchmark_group("rib");
     g.sample_size(10);
     g.throughput(Throughput::Elements(u64::from(N)));
@@ -76,6 +104,23 @@ fn bench(c: &mut Criterion) {
             // The RIB is returned so that tearing it down is not timed.
             |(mut rib, src, dst)| {
                 black_box(ingest(&mut rib, src, dst, &ups));
+                rib
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("receive_100k_26s_decode_and_apply", |b| {
+        b.iter_batched(
+            receiver,
+            |(mut rib, src)| {
+                let mut changes = 0;
+                for f in &wire_ups {
+                    let d = wire::decode_message(f, &ctx).expect("decode");
+                    if let Message::Update(u) = d.message {
+                        changes += rib.apply_update(src, &u).expect("apply").len();
+                    }
+                }
+                assert_eq!(changes, N as usize);
                 rib
             },
             criterion::BatchSize::LargeInput,
