@@ -2,11 +2,14 @@
 //! process for a touched prefix, reporting ECMP-set changes, and pushing a changed best path
 //! into every Established peer's Adj-RIB-Out through the export rules. Pure.
 //!
-//! The hot path (one announced prefix) does one lookup in the prefix table, allocates only
-//! the candidate slot of a new prefix and the reported [`RibChange`] (single-candidate
-//! prefixes run no decision and keep their selection inline), and one cached export
-//! transformation lookup per peer. Each peer's Adj-RIB-In is its candidates in this table;
-//! peer-down, stale sweeps and queries scan the table instead of keeping a second index.
+//! The hot path (one announced prefix) does one probe of the prefix table, stores the
+//! candidate in the new slot (a new prefix runs no decision: its one candidate is the
+//! selection, recorded as [`Selection::Sole`] without a second handle), reports a clone of
+//! the UPDATE's path template, and does one cached export transformation lookup per other
+//! Established peer: one handle taken on the interned attribute set (the candidate's) and
+//! one on the UPDATE's report copy. Each peer's Adj-RIB-In is its
+//! candidates in this table; peer-down, stale sweeps and queries scan the table's dense
+//! slots instead of keeping a second index.
 
 use std::net::{IpAddr, Ipv4Addr};
 

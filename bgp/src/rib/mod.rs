@@ -29,7 +29,8 @@
 //! Module map: [`attrs`] (interned attribute sets), `decision` (best path, ECMP),
 //! `import` (loop and next-hop checks), [`export`] (export rules, policy hook), `adj_out`
 //! and `pack` (Adj-RIB-Out, UPDATE packing), `gr` (graceful restart, deferral, refresh),
-//! `locrib` (the per-prefix engine), `hash` (keyed fast hasher), `input` ([`RibInput`] /
+//! `locrib` (the per-prefix engine), `table` (the prefix table), `cands` (a prefix's
+//! candidate list), `hash` (keyed fast hasher), `input` ([`RibInput`] /
 //! [`RibOutput`] for recorded event logs and [`Rib::handle`]).
 
 mod adj_out;
