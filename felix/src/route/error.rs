@@ -10,6 +10,17 @@ pub enum RouteError {
     },
     #[error(transparent)]
     Plumbing(#[from] tortie_cni::PlumbingError),
+    #[error("{op}: the kernel refused: {source}{detail}")]
+    Rejected {
+        op: String,
+        source: std::io::Error,
+        /// The kernel's extended-ack text, as ` (text)`, or empty.
+        detail: String,
+    },
+    #[error("{op}: {why}; the route's state is re-read at the next resync")]
+    NoAck { op: String, why: String },
+    #[error("netlink socket: {op}: {source}")]
+    Socket { op: String, source: std::io::Error },
     #[error("route {dst}: interface {iface} does not exist (yet)")]
     MissingIface { dst: String, iface: String },
     #[error("route {dst}: cannot be encoded: {reason}")]

@@ -264,7 +264,8 @@ pub fn build_route(
     Ok(msg)
 }
 
-/// `ip route replace` of one desired route.
+/// `ip route replace` of one desired route (one request; the reconciler batches through
+/// [`super::batch`]).
 pub async fn replace_route(
     h: &Handle,
     dst: IpNetwork,
@@ -278,13 +279,9 @@ pub async fn replace_route(
         .map_err(nl(format!("replace route {dst}")))
 }
 
-/// Deletes OUR route to `dst` (the protocol in the request makes the kernel skip
-/// routes of other programs to the same destination).
-pub async fn delete_route(
-    h: &Handle,
-    dst: IpNetwork,
-    target: &RouteTarget,
-) -> Result<(), RouteError> {
+/// Encodes the deletion of OUR route to `dst` (the protocol in the request makes the
+/// kernel skip routes of other programs to the same destination).
+pub fn build_delete(dst: IpNetwork, target: &RouteTarget) -> Result<RouteMessage, RouteError> {
     let mut msg = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(dst.network(), dst.prefix())
         .map_err(|e| bad(dst, e))?
@@ -294,6 +291,17 @@ pub async fn delete_route(
     if *target == RouteTarget::Blackhole {
         msg.header.kind = RouteType::BlackHole;
     }
+    Ok(msg)
+}
+
+/// Deletes OUR route to `dst` (one request; the reconciler batches through
+/// [`super::batch`]).
+pub async fn delete_route(
+    h: &Handle,
+    dst: IpNetwork,
+    target: &RouteTarget,
+) -> Result<(), RouteError> {
+    let msg = build_delete(dst, target)?;
     match h.route().del(msg).execute().await {
         Ok(()) => Ok(()),
         // Already gone (ESRCH): the goal is reached.

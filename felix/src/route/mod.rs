@@ -1,8 +1,9 @@
 //! Felix's route dataplane: the pure calculation ([`calc`]) from [`crate::input::Input`]
 //! to desired routes, tunnel devices and VTEPs; the pure delta tracker ([`delta`]); thin
-//! rtnetlink I/O ([`kernel`], [`devices`]); and the reconciler ([`reconciler`]) that keeps
-//! the kernel equal to the calculation.
+//! rtnetlink I/O ([`kernel`], [`devices`]); pipelined route writes ([`batch`]); and the
+//! reconciler ([`reconciler`]) that keeps the kernel equal to the calculation.
 
+pub mod batch;
 pub mod calc;
 pub mod delta;
 pub mod devices;

@@ -1,12 +1,16 @@
 //! The route reconciler: the one owner of the route dataplane in a namespace. It feeds
 //! inputs to the pure [`RouteCalc`], keeps desired vs kernel routes in a
 //! [`DeltaTracker`], and writes only the difference with rtnetlink (replace semantics,
-//! tortie's route protocol). The kernel is read before anything is written; additions
+//! tortie's route protocol), pipelined through [`batch`]: a pass sends its requests many
+//! per `sendmsg` and marks a route programmed only when its own ack says so, so one
+//! refused route is reported alone while the rest land. The kernel is read before
+//! anything is written; additions
 //! and repairs happen at once, deletions only after [`Input::InSync`] and never for a
 //! route of a `cali*` interface younger than the grace period. A full dump-and-diff runs
 //! on a timer and after any error; route, link and address events keep the view fresh
 //! in between. Routes of other protocols are never touched.
 
+use super::batch::{self, RouteOp, RouteRequest, RouteSocket};
 use super::calc::RouteCalc;
 use super::delta::DeltaTracker;
 use super::devices;
@@ -66,10 +70,17 @@ pub struct Status {
     /// Desired routes whose interface does not exist yet.
     pub waiting_for_iface: usize,
     pub last_error: Option<String>,
+    /// Routes the kernel refused (or never acknowledged) in the last pass.
+    pub failed_routes: usize,
+    /// The errors of the first [`MAX_REPORTED_FAILURES`] of them, one per route.
+    pub route_failures: Vec<String>,
     /// Set when the kernel cannot do IPIP (names the missing module).
     pub ipip_error: Option<String>,
     pub pod_mtu: u32,
 }
+
+/// How many per-route errors [`Status::route_failures`] keeps.
+pub const MAX_REPORTED_FAILURES: usize = 32;
 
 /// Counts of one [`RouteReconciler::apply`] pass.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -77,6 +88,8 @@ pub struct ApplyStats {
     pub writes: usize,
     pub deletes: usize,
     pub waiting: usize,
+    /// Routes whose write or delete failed (each reported in [`Status::route_failures`]).
+    pub failed: usize,
 }
 
 /// Route dataplane owner for one namespace (drive it with [`spawn`], or call its
@@ -84,6 +97,8 @@ pub struct ApplyStats {
 pub struct RouteReconciler {
     cfg: ReconcilerConfig,
     handle: rtnetlink::Handle,
+    /// Route writes and deletes go here, many per `sendmsg`.
+    sock: RouteSocket,
     calc: RouteCalc,
     routes: DeltaTracker<IpNetwork, RouteTarget>,
     links: Vec<LinkInfo>,
@@ -112,7 +127,9 @@ impl RouteReconciler {
     /// before anything is written.
     pub async fn new(cfg: ReconcilerConfig) -> Result<Self, RouteError> {
         let handle = cfg.netns.connect()?;
+        let sock = RouteSocket::open(&cfg.netns)?;
         let mut r = RouteReconciler {
+            sock,
             calc: RouteCalc::new(&cfg.node),
             cfg,
             handle,
@@ -252,43 +269,38 @@ impl RouteReconciler {
             first_err.get_or_insert(e);
         }
         let mut stats = ApplyStats::default();
-        let updates: Vec<(IpNetwork, RouteTarget)> = self
-            .routes
-            .pending_updates()
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
-        for (dst, target) in updates {
-            let msg = match kernel::build_route(dst, &target, |n| self.by_name.get(n).copied()) {
-                Ok(m) => m,
-                Err(RouteError::MissingIface { .. }) => {
-                    stats.waiting += 1;
-                    continue;
+        let mut failures: Vec<RouteError> = Vec::new();
+        let mut reqs = Vec::new();
+        let mut targets = Vec::new();
+        for (dst, target) in self.routes.pending_updates() {
+            match kernel::build_route(*dst, target, |n| self.by_name.get(n).copied()) {
+                Ok(msg) => {
+                    reqs.push(RouteRequest {
+                        dst: *dst,
+                        op: RouteOp::Replace(msg),
+                    });
+                    targets.push(target.clone());
                 }
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                    continue;
-                }
-            };
-            match kernel::replace_route(&self.handle, dst, msg).await {
+                Err(RouteError::MissingIface { .. }) => stats.waiting += 1,
+                Err(e) => failures.push(e),
+            }
+        }
+        let results = self.write(&reqs).await;
+        for ((req, target), result) in reqs.iter().zip(targets).zip(results) {
+            match result {
                 Ok(()) => {
                     stats.writes += 1;
-                    self.routes.set_dataplane(dst, Some(target));
+                    self.routes.set_dataplane(req.dst, Some(target));
                 }
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+                Err(e) => failures.push(e),
             }
         }
         self.grace_until = None;
         if self.status.in_sync {
-            let deletes: Vec<(IpNetwork, RouteTarget)> = self
-                .routes
-                .pending_deletes()
-                .map(|(k, v)| (*k, v.clone()))
-                .collect();
             let now = Instant::now();
-            for (dst, target) in deletes {
-                if let RouteTarget::Device { iface } = &target
+            let mut reqs = Vec::new();
+            for (dst, target) in self.routes.pending_deletes() {
+                if let RouteTarget::Device { iface } = target
                     && let Some(seen) = self.first_seen.get(iface)
                     && *seen + self.cfg.new_iface_grace > now
                 {
@@ -296,16 +308,29 @@ impl RouteReconciler {
                     self.grace_until = Some(self.grace_until.map_or(until, |g| g.min(until)));
                     continue;
                 }
-                match kernel::delete_route(&self.handle, dst, &target).await {
-                    Ok(()) => {
-                        stats.deletes += 1;
-                        self.routes.set_dataplane(dst, None);
-                    }
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
+                match kernel::build_delete(*dst, target) {
+                    Ok(msg) => reqs.push(RouteRequest {
+                        dst: *dst,
+                        op: RouteOp::Delete(msg),
+                    }),
+                    Err(e) => failures.push(e),
                 }
             }
+            let results = self.write(&reqs).await;
+            for (req, result) in reqs.iter().zip(results) {
+                match result {
+                    Ok(()) => {
+                        stats.deletes += 1;
+                        self.routes.set_dataplane(req.dst, None);
+                    }
+                    Err(e) => failures.push(e),
+                }
+            }
+        }
+        stats.failed = failures.len();
+        self.report_failures(&failures);
+        if let Some(e) = failures.into_iter().next() {
+            first_err.get_or_insert(e);
         }
         self.status.route_writes += stats.writes as u64;
         self.status.route_deletes += stats.deletes as u64;
@@ -317,6 +342,38 @@ impl RouteReconciler {
             }
             None => Ok(stats),
         }
+    }
+
+    /// Sends `reqs` chunk by chunk; one result per request, in order.
+    async fn write(&mut self, reqs: &[RouteRequest]) -> Vec<Result<(), RouteError>> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for (i, chunk) in batch::chunks(reqs).into_iter().enumerate() {
+            if i > 0 {
+                // A large pass does not hold its worker thread for the whole table.
+                tokio::task::yield_now().await;
+            }
+            out.extend(self.sock.send_chunk(chunk));
+        }
+        out
+    }
+
+    /// Records this pass's per-route errors in the status and the log.
+    fn report_failures(&mut self, failures: &[RouteError]) {
+        for e in failures.iter().take(MAX_REPORTED_FAILURES) {
+            tracing::warn!("route dataplane: {e}");
+        }
+        if failures.len() > MAX_REPORTED_FAILURES {
+            tracing::warn!(
+                "route dataplane: {} more route errors in this pass",
+                failures.len() - MAX_REPORTED_FAILURES
+            );
+        }
+        self.status.failed_routes = failures.len();
+        self.status.route_failures = failures
+            .iter()
+            .take(MAX_REPORTED_FAILURES)
+            .map(|e| e.to_string())
+            .collect();
     }
 
     fn apply_sysctls(&mut self) -> Result<(), RouteError> {
