@@ -20,10 +20,12 @@ use tortie_crds::{
     BgpConfiguration, BgpPeer, BlockAffinity, IpPool, NodeBgpSpec, TortieNode, TortieNodeSpec,
     WorkloadEndpoint,
 };
-use tortie_datastore::{Datastore, EtcdDatastore, Event, Filter, Kind, ObjectKey, Store};
+use tortie_datastore::{
+    Datastore, EtcdDatastore, Event, Filter, Kind, KubeDatastore, ObjectKey, Store,
+};
 use tortie_felix::input::Input;
 
-use crate::config::{Backend, Config, NodeIp, first_found};
+use crate::config::{Backend, Config, DatastoreConfig, NodeIp, first_found};
 use crate::error::AgentError;
 use crate::plan::{self, Cache};
 
@@ -53,12 +55,39 @@ impl Drop for Owned {
     }
 }
 
-/// Connects to etcd as configured.
+/// Connects to the configured datastore: etcd, or the Kubernetes API through the
+/// `KUBECONFIG` file or else the in-cluster service account.
 pub async fn connect(cfg: &Config) -> Result<Datastore, AgentError> {
-    let ds = EtcdDatastore::connect(&cfg.etcd_endpoints, &cfg.etcd_prefix)
-        .await
-        .map_err(AgentError::ds(format!("connect {:?}", cfg.etcd_endpoints)))?;
-    Ok(Datastore::Etcd(Box::new(ds)))
+    match &cfg.datastore {
+        DatastoreConfig::Etcd { endpoints, prefix } => {
+            let ds = EtcdDatastore::connect(endpoints, prefix)
+                .await
+                .map_err(AgentError::ds(format!("connect etcd {endpoints:?}")))?;
+            Ok(Datastore::Etcd(Box::new(ds)))
+        }
+        DatastoreConfig::Kubernetes { kubeconfig } => {
+            let (what, config) = match kubeconfig {
+                Some(path) => {
+                    let what = format!("KUBECONFIG {}", path.display());
+                    let kc = kube::config::Kubeconfig::read_from(path)
+                        .map_err(|e| AgentError::Kube(format!("{what}: {e}")))?;
+                    let c = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                        .await
+                        .map_err(|e| AgentError::Kube(format!("{what}: {e}")))?;
+                    (what, c)
+                }
+                None => {
+                    let what = "in-cluster service account (KUBECONFIG unset)".to_string();
+                    let c = kube::Config::incluster()
+                        .map_err(|e| AgentError::Kube(format!("{what}: {e}")))?;
+                    (what, c)
+                }
+            };
+            let client = kube::Client::try_from(config)
+                .map_err(|e| AgentError::Kube(format!("{what}: {e}")))?;
+            Ok(Datastore::Kube(KubeDatastore::new(client)))
+        }
+    }
 }
 
 /// The node address: the configured one, or first-found over this namespace's links.
@@ -202,6 +231,34 @@ fn watch_kind<K: Kind + Send + Sync + 'static>(
     }))
 }
 
+/// Watches every node's WorkloadEndpoints with labels and ports from their Pods on
+/// Kubernetes ([`crate::endpoints::watch_all_endpoints`]); starts over after a failure.
+fn watch_endpoints(ds: Datastore, tx: mpsc::Sender<Msg>) -> Owned {
+    Owned(tokio::spawn(async move {
+        loop {
+            match crate::endpoints::watch_all_endpoints(&ds).await {
+                Ok(mut s) => {
+                    while let Some(ev) = s.next().await {
+                        match ev {
+                            Ok(ev) => {
+                                if let Event::Resync { items, .. } = &ev {
+                                    tracing::info!("listed {} WorkloadEndpoints", items.len());
+                                }
+                                if tx.send(Msg::Endpoint(ev)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => tracing::warn!("watch WorkloadEndpoints: {e}"),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("list WorkloadEndpoints: {e}"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }))
+}
+
 fn key_of<K: Resource>(o: &K) -> String {
     let m = o.meta();
     match &m.namespace {
@@ -285,7 +342,7 @@ pub async fn run(
         watch_kind(ds.store::<BlockAffinity>(), tx.clone(), Msg::Affinity),
         watch_kind(ds.store::<BgpConfiguration>(), tx.clone(), Msg::BgpConfig),
         watch_kind(ds.store::<BgpPeer>(), tx.clone(), Msg::Peer),
-        watch_kind(ds.store::<WorkloadEndpoint>(), tx.clone(), Msg::Endpoint),
+        watch_endpoints(ds.clone(), tx.clone()),
         watch_kind(
             ds.store::<tortie_crds::Namespace>(),
             tx.clone(),

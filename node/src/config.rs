@@ -1,11 +1,19 @@
 //! Agent configuration from the environment (calico-node's variables) and flags.
 //!
-//! Pure: no I/O. Owns the parsing of `NODENAME`, `IP`, `AS`, `ETCD_ENDPOINTS`,
+//! Pure: no I/O. Owns the parsing of `NODENAME`, `IP`, `IP_AUTODETECTION_METHOD`, `AS`,
+//! the datastore choice (`DATASTORE_TYPE`, `KUBECONFIG`, `ETCD_ENDPOINTS`, `ETCD_PREFIX`),
 //! `CALICO_NETWORKING_BACKEND`, the `CALICO_IPV4POOL_*` default pool, and the
 //! `first-found` address choice over an interface list read elsewhere.
+//!
+//! Datastore, as calico-node: `DATASTORE_TYPE=kubernetes` (the default) uses the
+//! kubeconfig file named by `KUBECONFIG` when set, else the pod's in-cluster service
+//! account; `DATASTORE_TYPE=etcdv3` needs `ETCD_ENDPOINTS`. As tortiectl does, an unset
+//! `DATASTORE_TYPE` with `ETCD_ENDPOINTS` given means etcdv3 (so an etcd-only set-up
+//! such as `lab/up.sh` needs no extra variable).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use ipnetwork::IpNetwork;
 use tortie_crds::IpPool;
@@ -23,6 +31,21 @@ pub enum Backend {
     None,
 }
 
+/// Where the agent's objects live (`DATASTORE_TYPE` and its connection variables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatastoreConfig {
+    /// The Kubernetes API: the kubeconfig file `KUBECONFIG`, else in-cluster.
+    Kubernetes { kubeconfig: Option<PathBuf> },
+    /// etcd v3 at `ETCD_ENDPOINTS`, objects under `ETCD_PREFIX` (default `/tortie`).
+    Etcd {
+        endpoints: Vec<String>,
+        prefix: String,
+    },
+}
+
+/// The values `DATASTORE_TYPE` accepts.
+pub const DATASTORE_TYPES: &str = "kubernetes, etcdv3";
+
 /// How the node IPv4 address is chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeIp {
@@ -39,8 +62,7 @@ pub struct Config {
     pub ip: NodeIp,
     /// This node's AS (`AS`), else the cluster's.
     pub as_number: Option<u32>,
-    pub etcd_endpoints: Vec<String>,
-    pub etcd_prefix: String,
+    pub datastore: DatastoreConfig,
     pub backend: Backend,
     /// The default pool to create (`None` when `NO_DEFAULT_POOLS=true`).
     pub default_pool: Option<IpPool>,
@@ -90,27 +112,16 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
                 .get(),
         ),
     };
-    let etcd_endpoints: Vec<String> = get(env, "ETCD_ENDPOINTS")
-        .ok_or_else(|| {
-            bad(
-                "ETCD_ENDPOINTS",
-                "required (etcd is the only datastore)".into(),
-            )
-        })?
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if etcd_endpoints.is_empty() {
-        return Err(bad("ETCD_ENDPOINTS", "no endpoint given".into()));
+    match get(env, "IP_AUTODETECTION_METHOD") {
+        None | Some("first-found") => {}
+        Some(o) => {
+            return Err(bad(
+                "IP_AUTODETECTION_METHOD",
+                format!("{o:?}: only first-found is supported (or set IP to the address)"),
+            ));
+        }
     }
-    let etcd_prefix = get(env, "ETCD_PREFIX").unwrap_or("/tortie").to_string();
-    if !etcd_prefix.starts_with('/') {
-        return Err(bad(
-            "ETCD_PREFIX",
-            format!("{etcd_prefix:?} must start with '/'"),
-        ));
-    }
+    let datastore = datastore_from_env(env)?;
     let backend = match get(env, "CALICO_NETWORKING_BACKEND") {
         None | Some("bird") => Backend::Bird,
         Some("vxlan") => Backend::Vxlan,
@@ -143,13 +154,56 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         node_name,
         ip,
         as_number,
-        etcd_endpoints,
-        etcd_prefix,
+        datastore,
         backend,
         default_pool,
         status_addr,
         in_sync_bound_secs,
     })
+}
+
+/// The datastore part of the configuration (see the module header).
+pub fn datastore_from_env(env: &BTreeMap<String, String>) -> Result<DatastoreConfig, ConfigError> {
+    let bad = |field: &str, reason: String| ConfigError::Invalid {
+        field: field.to_string(),
+        reason,
+    };
+    let endpoints: Vec<String> = get(env, "ETCD_ENDPOINTS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let ty = match get(env, "DATASTORE_TYPE") {
+        Some(t) => t,
+        None if !endpoints.is_empty() => "etcdv3",
+        None => "kubernetes",
+    };
+    match ty {
+        "kubernetes" => Ok(DatastoreConfig::Kubernetes {
+            kubeconfig: get(env, "KUBECONFIG").map(PathBuf::from),
+        }),
+        "etcdv3" => {
+            if endpoints.is_empty() {
+                return Err(bad(
+                    "ETCD_ENDPOINTS",
+                    "required with DATASTORE_TYPE=etcdv3".into(),
+                ));
+            }
+            let prefix = get(env, "ETCD_PREFIX").unwrap_or("/tortie").to_string();
+            if !prefix.starts_with('/') {
+                return Err(bad(
+                    "ETCD_PREFIX",
+                    format!("{prefix:?} must start with '/'"),
+                ));
+            }
+            Ok(DatastoreConfig::Etcd { endpoints, prefix })
+        }
+        other => Err(bad(
+            "DATASTORE_TYPE",
+            format!("unknown value {other:?} ({DATASTORE_TYPES})"),
+        )),
+    }
 }
 
 /// Interface prefixes `first-found` skips (Calico's defaults).
@@ -199,7 +253,13 @@ mod tests {
         assert_eq!(c.node_name, "n1");
         assert_eq!(c.ip, NodeIp::Autodetect);
         assert_eq!(c.backend, Backend::Bird);
-        assert_eq!(c.etcd_prefix, "/tortie");
+        assert_eq!(
+            c.datastore,
+            DatastoreConfig::Etcd {
+                endpoints: vec!["http://e:2379".into()],
+                prefix: "/tortie".into()
+            }
+        );
         let pool = c.default_pool.unwrap();
         assert_eq!(pool.spec.cidr.to_string(), "192.168.0.0/16");
     }
@@ -246,11 +306,84 @@ mod tests {
         .unwrap();
         assert_eq!(c.ip, NodeIp::Fixed("10.0.0.5/24".parse().unwrap()));
         assert_eq!(c.as_number, Some(64513));
-        assert_eq!(c.etcd_endpoints, vec!["a", "b"]);
+        assert!(
+            matches!(&c.datastore, DatastoreConfig::Etcd { endpoints, .. } if endpoints == &["a", "b"])
+        );
         assert_eq!(
             c.default_pool.unwrap().spec.cidr.to_string(),
             "10.244.0.0/16"
         );
+    }
+
+    #[test]
+    fn datastore_defaults_to_kubernetes_in_cluster() {
+        let c = from_env(&env(&[("NODENAME", "n1")])).unwrap();
+        assert_eq!(
+            c.datastore,
+            DatastoreConfig::Kubernetes { kubeconfig: None }
+        );
+        let c = from_env(&env(&[
+            ("NODENAME", "n1"),
+            ("DATASTORE_TYPE", "kubernetes"),
+            ("KUBECONFIG", "/etc/kube/config"),
+            // Ignored on Kubernetes, as calico-node does.
+            ("ETCD_ENDPOINTS", "http://e:2379"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.datastore,
+            DatastoreConfig::Kubernetes {
+                kubeconfig: Some("/etc/kube/config".into())
+            }
+        );
+    }
+
+    #[test]
+    fn datastore_etcdv3_and_its_errors() {
+        let c = from_env(&env(&[
+            ("NODENAME", "n1"),
+            ("DATASTORE_TYPE", "etcdv3"),
+            ("ETCD_ENDPOINTS", " http://a:2379 , ,http://b:2379"),
+            ("ETCD_PREFIX", "/other"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.datastore,
+            DatastoreConfig::Etcd {
+                endpoints: vec!["http://a:2379".into(), "http://b:2379".into()],
+                prefix: "/other".into()
+            }
+        );
+        let e = from_env(&env(&[("NODENAME", "n"), ("DATASTORE_TYPE", "foo")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"invalid DATASTORE_TYPE: unknown value "foo" (kubernetes, etcdv3)"#
+        );
+        let e = from_env(&env(&[("NODENAME", "n"), ("DATASTORE_TYPE", "etcdv3")])).unwrap_err();
+        assert!(e.to_string().contains("ETCD_ENDPOINTS"), "{e}");
+        let e = from_env(&env(&[
+            ("NODENAME", "n"),
+            ("ETCD_ENDPOINTS", "http://a:2379"),
+            ("ETCD_PREFIX", "tortie"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains("ETCD_PREFIX"), "{e}");
+    }
+
+    #[test]
+    fn autodetection_method_first_found_only() {
+        let ok = from_env(&env(&[
+            ("NODENAME", "n"),
+            ("IP", "autodetect"),
+            ("IP_AUTODETECTION_METHOD", "first-found"),
+        ]));
+        assert!(ok.is_ok(), "{ok:?}");
+        let e = from_env(&env(&[
+            ("NODENAME", "n"),
+            ("IP_AUTODETECTION_METHOD", "can-reach=8.8.8.8"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains("IP_AUTODETECTION_METHOD"), "{e}");
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub enum AgentError {
     },
     #[error("felix policy (iptables): {0}")]
     Policy(String),
+    #[error("Kubernetes datastore: {0}")]
+    Kube(String),
     #[error("no node address: {0}")]
     NoAddress(String),
 }

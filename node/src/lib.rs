@@ -5,16 +5,19 @@
 //!
 //! - [`config`] (pure): calico-node's environment variables, first-found autodetection.
 //! - [`plan`] (pure): mesh and BGPPeer peers, exports, felix input translation.
+//! - [`endpoints`]: every node's WorkloadEndpoints, labels and ports from their Pods on
+//!   Kubernetes (the datastore's per-node join, kept for each node).
 //! - [`agent`]: the driver (datastore watches, speaker, felix, status server).
 //! - [`policy`]: felix's policy state and iptables programmer on a thread of their own.
 //! - [`pod`]: the lab's pod-creation path (IPAM + cni plumbing + WorkloadEndpoint).
 
 pub mod agent;
 pub mod config;
+pub mod endpoints;
 pub mod error;
 pub mod plan;
 pub mod pod;
 pub mod policy;
 
-pub use config::{Backend, Config, NodeIp, from_env};
+pub use config::{Backend, Config, DatastoreConfig, NodeIp, from_env};
 pub use error::{AgentError, ConfigError};
