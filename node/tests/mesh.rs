@@ -4,108 +4,25 @@
 //! killed and restarted: its kernel routes and the others' routes to its block stay.
 //! Needs root (panics otherwise).
 
-use std::net::IpAddr;
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use ipnetwork::Ipv4Network;
+use anyhow::{Context, Result};
+use common::{Ds, Node, block_of};
 use testlab::etcd::Etcd;
-use testlab::{Host, Lab, Proc, holds_for, wait_until};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tortie-node");
-
-fn node_env(cmd: &mut Command, name: &str, ip: &str, etcd: &str, status: &str) {
-    cmd.env("NODENAME", name)
-        .env("IP", ip)
-        .env("ETCD_ENDPOINTS", etcd)
-        .env("CALICO_IPV4POOL_CIDR", "10.244.0.0/16")
-        .env("TORTIE_STATUS_ADDR", status)
-        .env("TORTIE_IN_SYNC_BOUND_SECS", "10")
-        .env("RUST_LOG", "info");
-}
-
-struct Node {
-    host: Host,
-    name: String,
-    ip: String,
-    status: String,
-}
-
-impl Node {
-    fn start(&self, etcd: &str, tag: &str) -> Result<Proc> {
-        let mut c = self.host.command(BIN);
-        node_env(
-            &mut c,
-            &self.name,
-            &format!("{}/24", self.ip),
-            etcd,
-            &self.status,
-        );
-        Ok(self.host.spawn_command(&format!("agent-{tag}"), c)?)
-    }
-
-    fn add_pod(&self, lab: &Lab, etcd: &str, pod: &str) -> Result<(Host, IpAddr)> {
-        let pod_host = lab.add_bare_host(pod)?;
-        let mut c = self.host.command(BIN);
-        node_env(
-            &mut c,
-            &self.name,
-            &format!("{}/24", self.ip),
-            etcd,
-            &self.status,
-        );
-        c.args(["add-pod", "--namespace", "default", "--pod", pod, "--netns"])
-            .arg(format!("/run/netns/{}", pod_host.netns()));
-        let out = c.output().context("run add-pod")?;
-        if !out.status.success() {
-            bail!(
-                "add-pod {pod} on {}: {}",
-                self.name,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let ip: IpAddr = String::from_utf8_lossy(&out.stdout).trim().parse()?;
-        Ok((pod_host, ip))
-    }
-
-    fn routes(&self) -> String {
-        self.host
-            .ip(&["route", "show", "proto", "80"])
-            .unwrap_or_default()
-    }
-}
-
-fn block_of(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v) => Ipv4Network::new(v, 26)
-            .and_then(|n| Ipv4Network::new(n.network(), 26))
-            .map(|n| n.to_string())
-            .unwrap_or_default(),
-        IpAddr::V6(_) => String::new(),
-    }
-}
+use testlab::{Lab, holds_for, wait_until};
 
 #[test]
 fn three_agents_mesh_route_and_ping_across_nodes() -> Result<()> {
     let lab = Lab::new("node")?;
     let etcd_host = lab.add_host("etcd", "10.0.0.100/24")?;
     let etcd = Etcd::start_in(&etcd_host, "10.0.0.100".parse()?)?;
-    let ep = etcd.endpoint();
+    let ep = Ds::Etcd(etcd.endpoint());
     let mut nodes = Vec::new();
     for i in 1..=3 {
-        let name = format!("n{i}");
-        let ip = format!("10.0.0.{i}");
-        let host = lab.add_host(&name, &format!("{ip}/24"))?;
-        // A real host has a default route; proxy ARP for the pods' gateway needs one.
-        host.ip(&["route", "add", "default", "dev", "eth0"])?;
-        let status = host.dir("run")?.join("status.sock").display().to_string();
-        nodes.push(Node {
-            host,
-            name,
-            ip,
-            status,
-        });
+        nodes.push(Node::add(&lab, i)?);
     }
     let mut agents = Vec::new();
     for n in &nodes {
@@ -132,7 +49,7 @@ fn three_agents_mesh_route_and_ping_across_nodes() -> Result<()> {
     let mut pods = Vec::new();
     for n in &nodes {
         // Pod names are unique per namespace, as in Kubernetes.
-        let (h, ip) = n.add_pod(&lab, &ep, &format!("{}-p1", n.name))?;
+        let (h, ip) = n.add_pod(&lab, &ep, "default", &format!("{}-p1", n.name))?;
         pods.push((h, ip));
     }
     // Each node installs the others' blocks via their node IPs.

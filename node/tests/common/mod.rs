@@ -1,0 +1,129 @@
+//! Set-up shared by the agent's netns tests (`mesh.rs` on etcd, `kube.rs` on the
+//! Kubernetes API): a lab host per node on 10.0.0.0/24 with a default route, the agent
+//! started inside it with calico-node's environment for either datastore, the lab's
+//! `add-pod` path, and route reading. Each test binary uses a different subset.
+#![allow(dead_code)]
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use ipnetwork::Ipv4Network;
+use testlab::{Host, Lab, Proc};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tortie-node");
+
+/// The datastore the agents use.
+#[derive(Clone, Debug)]
+pub enum Ds {
+    /// `DATASTORE_TYPE=etcdv3`, `ETCD_ENDPOINTS`.
+    Etcd(String),
+    /// `DATASTORE_TYPE=kubernetes`, `KUBECONFIG`.
+    Kube(PathBuf),
+}
+
+fn node_env(cmd: &mut Command, name: &str, ip: &str, ds: &Ds, status: &str) {
+    match ds {
+        Ds::Etcd(ep) => cmd
+            .env("DATASTORE_TYPE", "etcdv3")
+            .env("ETCD_ENDPOINTS", ep),
+        Ds::Kube(kubeconfig) => cmd
+            .env("DATASTORE_TYPE", "kubernetes")
+            .env("KUBECONFIG", kubeconfig),
+    };
+    cmd.env("NODENAME", name)
+        .env("IP", ip)
+        .env("CALICO_IPV4POOL_CIDR", "10.244.0.0/16")
+        .env("TORTIE_STATUS_ADDR", status)
+        .env("TORTIE_IN_SYNC_BOUND_SECS", "10")
+        .env("RUST_LOG", "info");
+}
+
+/// One node: its lab host, name (`n<i>`), address (`10.0.0.<i>`) and status socket.
+pub struct Node {
+    pub host: Host,
+    pub name: String,
+    pub ip: String,
+    pub status: String,
+}
+
+impl Node {
+    /// Adds host `n<i>` at `10.0.0.<i>/24` with a default route (a real host has one;
+    /// proxy ARP for the pods' gateway needs it).
+    pub fn add(lab: &Lab, i: u8) -> Result<Node> {
+        let name = format!("n{i}");
+        let ip = format!("10.0.0.{i}");
+        let host = lab.add_host(&name, &format!("{ip}/24"))?;
+        host.ip(&["route", "add", "default", "dev", "eth0"])?;
+        let status = host.dir("run")?.join("status.sock").display().to_string();
+        Ok(Node {
+            host,
+            name,
+            ip,
+            status,
+        })
+    }
+
+    fn command(&self, ds: &Ds) -> Command {
+        let mut c = self.host.command(BIN);
+        node_env(
+            &mut c,
+            &self.name,
+            &format!("{}/24", self.ip),
+            ds,
+            &self.status,
+        );
+        c
+    }
+
+    /// Starts the agent in the node's namespace.
+    pub fn start(&self, ds: &Ds, tag: &str) -> Result<Proc> {
+        Ok(self
+            .host
+            .spawn_command(&format!("agent-{tag}"), self.command(ds))?)
+    }
+
+    /// Creates pod `namespace/pod` on this node with `tortie-node add-pod` (IPAM, veth,
+    /// WorkloadEndpoint): a bare lab host is the pod's namespace.
+    pub fn add_pod(
+        &self,
+        lab: &Lab,
+        ds: &Ds,
+        namespace: &str,
+        pod: &str,
+    ) -> Result<(Host, IpAddr)> {
+        let pod_host = lab.add_bare_host(pod)?;
+        let mut c = self.command(ds);
+        c.args(["add-pod", "--namespace", namespace, "--pod", pod, "--netns"])
+            .arg(format!("/run/netns/{}", pod_host.netns()));
+        let out = c.output().context("run add-pod")?;
+        if !out.status.success() {
+            bail!(
+                "add-pod {pod} on {}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let ip: IpAddr = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+        Ok((pod_host, ip))
+    }
+
+    /// The agent's routes (`proto 80`) in the node's namespace.
+    pub fn routes(&self) -> String {
+        self.host
+            .ip(&["route", "show", "proto", "80"])
+            .unwrap_or_default()
+    }
+}
+
+/// The /26 block holding `ip`.
+pub fn block_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v) => Ipv4Network::new(v, 26)
+            .and_then(|n| Ipv4Network::new(n.network(), 26))
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
+        IpAddr::V6(_) => String::new(),
+    }
+}

@@ -1,0 +1,274 @@
+//! Two tortie-node agents on the Kubernetes datastore: the real kube-apiserver of
+//! `testlab::kube_apiserver` (with our CRDs), agents in two lab hosts with
+//! `DATASTORE_TYPE=kubernetes` and a kubeconfig. They register (TortieNodes, default
+//! IPPool), form the BGP mesh and install each other's pod blocks; pods (WorkloadEndpoint
+//! from `add-pod`, Pod created through the API) ping across nodes. Then a NetworkPolicy
+//! selecting pods by label denies one flow and relabelling Pods through the API (no
+//! agent restart) allows it, denies it and allows it again — every denial paired with an
+//! allowed probe to a pod on the same node.
+//!
+//! The API server listens on 127.0.0.1 of the test's own namespace; each lab host gets a
+//! relay on its own 127.0.0.1 at the same port (a listener made inside the host, copied
+//! to the server by the test process), so the kubeconfig works unchanged in every host.
+//! Needs root (panics otherwise).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use common::{Ds, Node, block_of};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use kube::api::ObjectMeta;
+use testlab::kube_apiserver::KubeApiServer;
+use testlab::{Host, Lab, Proc, wait_until};
+use tokio::runtime::Runtime;
+use tortie_crds::{IpPool, NetworkPolicy, TortieNode};
+use tortie_datastore::{Datastore, Filter, KubeDatastore, ObjectKey};
+
+const NS: &str = "default";
+
+/// Relays `127.0.0.1:port` inside `host` to `127.0.0.1:port` of the test's namespace.
+fn relay_api(rt: &Runtime, host: &Host, port: u16) -> Result<()> {
+    let std_listener = host.run_in(|| -> std::io::Result<std::net::TcpListener> {
+        let l = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    })??;
+    let _guard = rt.enter();
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    rt.spawn(async move {
+        while let Ok((mut inner, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outer) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inner, &mut outer).await;
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+fn pod(name: &str, node: &str, labels: &[(&str, &str)]) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            namespace: Some(NS.into()),
+            name: Some(name.into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some(node.into()),
+            containers: vec![Container {
+                name: "c".into(),
+                image: Some("busybox".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// Replaces the labels of Pod `name` through the API.
+fn relabel(rt: &Runtime, ds: &Datastore, name: &str, labels: &[(&str, &str)]) -> Result<()> {
+    rt.block_on(async {
+        let pods = ds.store::<Pod>();
+        let mut p = pods
+            .get(&ObjectKey::namespaced(NS, name))
+            .await?
+            .with_context(|| format!("pod {name} vanished"))?;
+        p.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        );
+        pods.update(&p).await?;
+        Ok(())
+    })
+}
+
+struct Pods<'a> {
+    from: &'a Host,
+    target: IpAddr,
+    bystander: IpAddr,
+}
+
+impl Pods<'_> {
+    fn ping(&self, to: IpAddr) -> bool {
+        self.from.ping(to, 1, Duration::from_secs(1))
+    }
+
+    /// Waits until the target is denied (or allowed, `want_allowed`), then checks that
+    /// the bystander on the same node stays reachable.
+    fn expect(&self, want_allowed: bool, what: &str, logs: &dyn Fn() -> String) -> Result<()> {
+        let started = Instant::now();
+        wait_until(Duration::from_secs(15), Duration::from_millis(100), || {
+            if self.ping(self.target) == want_allowed {
+                Ok(())
+            } else {
+                Err(anyhow!(
+                    "{what}: ping to {} still {}",
+                    self.target,
+                    if want_allowed { "denied" } else { "allowed" }
+                ))
+            }
+        })
+        .with_context(logs)?;
+        eprintln!(
+            "{what}: target {} after {:?}",
+            if want_allowed { "allowed" } else { "denied" },
+            started.elapsed()
+        );
+        if !self.ping(self.bystander) {
+            bail!(
+                "{what}: bystander {} not reachable\n{}",
+                self.bystander,
+                logs()
+            );
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn agents_on_kubernetes_mesh_route_and_follow_pod_labels() -> Result<()> {
+    let lab = Lab::new("nkube")?;
+    let rt = Runtime::new()?;
+    let server = rt
+        .block_on(KubeApiServer::start())
+        .context("start the real kube-apiserver (testlab::kube_apiserver)")?;
+    let port: u16 = server
+        .url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .context("port of the API server URL")?;
+    let ds = Datastore::Kube(KubeDatastore::new(rt.block_on(server.client())?));
+    let kube = Ds::Kube(server.kubeconfig_path().to_path_buf());
+
+    let nodes = [Node::add(&lab, 1)?, Node::add(&lab, 2)?];
+    for n in &nodes {
+        relay_api(&rt, &n.host, port)?;
+    }
+    let agents: Vec<Proc> = nodes
+        .iter()
+        .map(|n| n.start(&kube, "1"))
+        .collect::<Result<_>>()?;
+    let logs = || {
+        agents
+            .iter()
+            .map(|a| a.log_tail(25))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+
+    // Registered through the API: both TortieNodes with their addresses, the default pool.
+    let started = Instant::now();
+    wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        rt.block_on(async {
+            let nodes = ds.store::<TortieNode>().list(&Filter::all()).await?.items;
+            let pools = ds.store::<IpPool>().list(&Filter::all()).await?.items;
+            let addrs: Vec<String> = nodes
+                .iter()
+                .filter_map(|n| n.spec.bgp.as_ref()?.ipv4_address)
+                .map(|a| a.to_string())
+                .collect();
+            let cidrs: Vec<String> = pools.iter().map(|p| p.spec.cidr.to_string()).collect();
+            if addrs.len() == 2
+                && addrs.contains(&"10.0.0.1/24".to_string())
+                && cidrs == ["10.244.0.0/16"]
+            {
+                Ok(())
+            } else {
+                Err(anyhow!("nodes {addrs:?}, pools {cidrs:?}"))
+            }
+        })
+    })
+    .with_context(logs)?;
+    eprintln!("both agents registered after {:?}", started.elapsed());
+
+    // Pods: the target and a bystander on n1, the client on n2. add-pod (IPAM on the
+    // API's IPAMBlocks/BlockAffinities, veth, WorkloadEndpoint), then the Pod itself.
+    let pod_specs = [
+        (0, "n1-target", vec![("app", "target")]),
+        (0, "n1-bystander", vec![("app", "bystander")]),
+        (1, "n2-client", vec![("role", "none")]),
+    ];
+    let mut pods = Vec::new();
+    for (i, name, labels) in &pod_specs {
+        let (h, ip) = nodes[*i].add_pod(&lab, &kube, NS, name)?;
+        rt.block_on(
+            ds.store::<Pod>()
+                .create(&pod(name, &nodes[*i].name, labels)),
+        )?;
+        pods.push((h, ip));
+    }
+    // Each node installs the other's block via its node address (learned over BGP).
+    for (n, peer, pod_ip) in [
+        (&nodes[0], &nodes[1], pods[2].1),
+        (&nodes[1], &nodes[0], pods[0].1),
+    ] {
+        let want = format!("{} via {} dev eth0", block_of(pod_ip), peer.ip);
+        wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+            let r = n.routes();
+            if r.contains(&want) {
+                Ok(())
+            } else {
+                Err(anyhow!("{} lacks {want:?}:\n{r}", n.name))
+            }
+        })
+        .with_context(logs)?;
+    }
+    eprintln!("blocks routed both ways after {:?}", started.elapsed());
+    let [(target_h, target), (_, bystander), (client_h, client)] = &pods[..] else {
+        bail!("three pods expected");
+    };
+    assert!(
+        target_h.ping(*client, 2, Duration::from_secs(3)),
+        "pod on n1 cannot ping pod {client} on n2\n{}",
+        logs()
+    );
+    let probe = Pods {
+        from: client_h,
+        target: *target,
+        bystander: *bystander,
+    };
+    probe.expect(true, "before any policy", &logs)?;
+
+    // Ingress to app=target only from role=client pods: the client (role=none) is denied.
+    let np: NetworkPolicy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "target-from-clients", "namespace": NS},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "target"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}]
+        }
+    }))?;
+    rt.block_on(ds.store::<NetworkPolicy>().create(&np))?;
+    probe.expect(false, "policy, client unlabelled", &logs)?;
+
+    // The remote pod's label decides: relabel the client (on n2) as role=client.
+    relabel(&rt, &ds, "n2-client", &[("role", "client")])?;
+    probe.expect(true, "client relabelled role=client", &logs)?;
+    relabel(&rt, &ds, "n2-client", &[("role", "none")])?;
+    probe.expect(false, "client relabelled back", &logs)?;
+
+    // The local pod's label decides too: the policy stops selecting a relabelled target.
+    relabel(&rt, &ds, "n1-target", &[("app", "moved")])?;
+    probe.expect(true, "target relabelled app=moved", &logs)?;
+    for a in &agents {
+        a.check_running()?;
+    }
+    Ok(())
+}
