@@ -1,0 +1,420 @@
+//! Root-only: the built `tortie-cni` binary run exactly as a container runtime runs it
+//! (`CNI_*` environment, network configuration on stdin, inside the node's network
+//! namespace) against a real etcd, for pods that are namespaces of a lab:
+//! - VERSION; ADD of two pods (distinct addresses from the node's affine block, the ADD
+//!   result, a repeated ADD returning the same address, WorkloadEndpoints in etcd,
+//!   pod-to-pod ping through the node); CHECK passing, then failing once a host route is
+//!   gone; DEL releasing the addresses and removing veths and endpoints, DEL repeated;
+//! - a broken configuration getting the spec's error object naming the field;
+//! - an ADD failing after assignment (the interface name is taken in the pod) and an ADD
+//!   for a netns that does not exist: neither leaks an address, a veth or an endpoint.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::{Value, json};
+use testlab::etcd::Etcd;
+use testlab::{Host, Lab};
+use tortie_crds::{IpPool, IpPoolSpec, IpamBlock, TortieNode, TortieNodeSpec, WorkloadEndpoint};
+use tortie_datastore::{Datastore, EtcdDatastore, Filter, ObjectKey};
+use tortie_ipam::{Ipam, Stores};
+
+const NODE: &str = "node-1";
+const POOL: &str = "10.77.0.0/16";
+
+/// One invocation's outcome.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Result<Value> {
+        serde_json::from_str(&self.stdout).with_context(|| {
+            format!(
+                "stdout is not JSON: {:?} (stderr: {})",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// A pod sandbox as the runtime names it.
+struct Sandbox<'a> {
+    id: &'a str,
+    netns: String,
+    ifname: &'a str,
+    namespace: &'a str,
+    pod: &'a str,
+}
+
+fn conf(endpoint: &str) -> Value {
+    json!({
+        "cniVersion": "1.0.0",
+        "name": "k8s-pod-network",
+        "type": "tortie-cni",
+        "log_level": "debug",
+        "datastore_type": "etcdv3",
+        "etcd_endpoints": endpoint,
+        "nodename": NODE,
+        "mtu": 1450,
+        "ipam": {"type": "tortie-cni"}
+    })
+}
+
+/// Runs the plugin binary inside the node namespace, as a runtime on that node would.
+fn cni(node: &Host, command: &str, sb: Option<&Sandbox<'_>>, conf: &Value) -> Result<Run> {
+    let mut c = node.command(env!("CARGO_BIN_EXE_tortie-cni"));
+    c.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("CNI_COMMAND", command)
+        .env("CNI_PATH", "/opt/cni/bin");
+    if let Some(sb) = sb {
+        c.env("CNI_CONTAINERID", sb.id)
+            .env("CNI_IFNAME", sb.ifname)
+            .env(
+                "CNI_ARGS",
+                format!(
+                    "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={}",
+                    sb.namespace, sb.pod, sb.id
+                ),
+            );
+        if !sb.netns.is_empty() {
+            c.env("CNI_NETNS", &sb.netns);
+        }
+    }
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().context("spawn tortie-cni")?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(&serde_json::to_vec(conf)?)?;
+    let out = child.wait_with_output()?;
+    Ok(Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Runs `f` with a datastore client inside the node namespace (etcd listens there).
+fn with_ds<R, F, Fut>(node: &Host, endpoint: &str, f: F) -> Result<R>
+where
+    R: Send,
+    F: FnOnce(Datastore) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<R>>,
+{
+    let endpoint = endpoint.to_string();
+    node.run_in(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let ds = EtcdDatastore::connect(&[endpoint], "/tortie").await?;
+            f(Datastore::Etcd(Box::new(ds))).await
+        })
+    })?
+}
+
+/// Every allocation in every block: (address, handle).
+async fn allocations(ds: &Datastore) -> Result<Vec<(IpAddr, String)>> {
+    let blocks = ds.store::<IpamBlock>().list(&Filter::all()).await?.items;
+    Ok(blocks
+        .iter()
+        .flat_map(|b| {
+            tortie_ipam::block::allocations(&b.spec)
+                .map(|a| {
+                    let h = a.attr.and_then(|x| x.handle_id.clone()).unwrap_or_default();
+                    (a.ip, h)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect())
+}
+
+fn wep_key(namespace: &str, pod: &str) -> ObjectKey {
+    ObjectKey::namespaced(
+        namespace,
+        WorkloadEndpoint::name_for(NODE, "k8s", pod, "eth0"),
+    )
+}
+
+fn link_exists(node: &Host, name: &str) -> bool {
+    node.ip(&["link", "show", name]).is_ok()
+}
+
+fn add_ip(r: &Run) -> Result<IpAddr> {
+    ensure!(r.code == 0, "ADD failed: {} / {}", r.stdout, r.stderr);
+    let v = r.json()?;
+    let addr = v["ips"][0]["address"].as_str().context("ips[0].address")?;
+    let (ip, len) = addr.split_once('/').context("address/len")?;
+    ensure!(len == "32", "{addr}");
+    Ok(ip.parse()?)
+}
+
+#[test]
+fn plugin_binary_add_check_del_against_etcd() -> Result<()> {
+    let started = std::time::Instant::now();
+    let lab = Lab::new("cni")?;
+    let node = lab.add_bare_host("node")?;
+    // What a real node has and the agent sets: forwarding, and some route to
+    // 169.254.1.1 that is not through a cali* interface (LAB-NOTES.md).
+    node.sysctl("net/ipv4/ip_forward", "1")?;
+    node.ip(&["route", "add", "169.254.1.1", "dev", "lo"])?;
+    let etcd = Etcd::start_in(&node, "127.0.0.1".parse()?)?;
+    let ep = etcd.endpoint();
+    with_ds(&node, &ep, |ds| async move {
+        let spec = IpPoolSpec::new(POOL.parse()?).with_defaults();
+        ds.store::<IpPool>()
+            .create(&IpPool::new("pool-a", spec))
+            .await?;
+        ds.store::<TortieNode>()
+            .create(&TortieNode::new(NODE, TortieNodeSpec::default()))
+            .await?;
+        Ok(())
+    })?;
+    let conf = conf(&ep);
+
+    // VERSION.
+    let v = cni(&node, "VERSION", None, &conf)?;
+    ensure!(v.code == 0, "{}", v.stderr);
+    let vj = v.json()?;
+    assert_eq!(vj["cniVersion"], "1.1.0");
+    assert!(
+        vj["supportedVersions"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("1.0.0")))
+    );
+
+    // ADD two pods.
+    let pa = lab.add_bare_host("pa")?;
+    let pb = lab.add_bare_host("pb")?;
+    let sa = Sandbox {
+        id: "ctr-a",
+        netns: format!("/var/run/netns/{}", pa.netns()),
+        ifname: "eth0",
+        namespace: "default",
+        pod: "pod-a",
+    };
+    let sb = Sandbox {
+        id: "ctr-b",
+        netns: format!("/var/run/netns/{}", pb.netns()),
+        ifname: "eth0",
+        namespace: "web",
+        pod: "pod-b",
+    };
+    let ra = cni(&node, "ADD", Some(&sa), &conf)?;
+    let ip_a = add_ip(&ra)?;
+    let res_a = ra.json()?;
+    let cali_a = tortie_cni::host_iface_name("default", "pod-a");
+    assert_eq!(res_a["cniVersion"], "1.0.0");
+    assert_eq!(res_a["interfaces"][0]["name"], cali_a.as_str());
+    assert_eq!(res_a["interfaces"][0]["mac"], "ee:ee:ee:ee:ee:ee");
+    assert_eq!(res_a["interfaces"][1]["name"], "eth0");
+    assert_eq!(res_a["interfaces"][1]["sandbox"], sa.netns.as_str());
+    assert_eq!(res_a["ips"][0]["interface"], 1);
+    assert_eq!(
+        res_a["routes"][0],
+        json!({"dst": "0.0.0.0/0", "gw": "169.254.1.1"})
+    );
+    // A repeated ADD returns the same address.
+    let again = add_ip(&cni(&node, "ADD", Some(&sa), &conf)?)?;
+    assert_eq!(again, ip_a, "a repeated ADD must return the same address");
+    let ip_b = add_ip(&cni(&node, "ADD", Some(&sb), &conf)?)?;
+    assert_ne!(ip_a, ip_b);
+    let cali_b = tortie_cni::host_iface_name("web", "pod-b");
+
+    // Both from one block of the pool, affine to this node; endpoints written.
+    let (ka, kb) = (wep_key("default", "pod-a"), wep_key("web", "pod-b"));
+    let (blocks, allocs, wa, wb) = with_ds(&node, &ep, move |ds| async move {
+        let blocks = ds.store::<IpamBlock>().list(&Filter::all()).await?.items;
+        let allocs = allocations(&ds).await?;
+        let store = ds.store::<WorkloadEndpoint>();
+        let wa = store.get(&ka).await?.context("endpoint of pod-a")?;
+        let wb = store.get(&kb).await?.context("endpoint of pod-b")?;
+        Ok((blocks, allocs, wa, wb))
+    })?;
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    let block = &blocks[0].spec;
+    assert_eq!(block.affinity_node(), Some(NODE));
+    assert!(
+        block.cidr.contains(ip_a) && block.cidr.contains(ip_b),
+        "{}",
+        block.cidr
+    );
+    let mut got = allocs.clone();
+    got.sort();
+    let mut want = vec![
+        (ip_a, "k8s-pod-network.ctr-a".to_string()),
+        (ip_b, "k8s-pod-network.ctr-b".to_string()),
+    ];
+    want.sort();
+    assert_eq!(got, want, "exactly one address per pod, held by its handle");
+    assert_eq!(wa.spec.interface_name, cali_a);
+    assert_eq!(wa.spec.container_id, "ctr-a");
+    assert_eq!(wa.spec.ip_networks, vec![ipnetwork::IpNetwork::from(ip_a)]);
+    assert_eq!(wa.spec.profiles, vec!["kns.default".to_string()]);
+    assert_eq!(wb.spec.interface_name, cali_b);
+    assert_eq!(wb.metadata.namespace.as_deref(), Some("web"));
+    let mac_a = pa.ip(&["link", "show", "eth0"])?;
+    assert!(
+        wa.spec.mac.as_deref().is_some_and(|m| mac_a.contains(m)),
+        "{:?} vs {mac_a}",
+        wa.spec.mac
+    );
+    let link = node.ip(&["link", "show", &cali_a])?;
+    assert!(link.contains("mtu 1450"), "{link}");
+
+    // Pod to pod through the node.
+    assert!(
+        pa.ping(ip_b, 3, Duration::from_secs(3)),
+        "pod-a cannot reach pod-b"
+    );
+    assert!(
+        pb.ping(ip_a, 3, Duration::from_secs(3)),
+        "pod-b cannot reach pod-a"
+    );
+
+    // CHECK with the ADD result as prevResult, then with a host route gone.
+    let mut check_conf = conf.clone();
+    check_conf["prevResult"] = res_a.clone();
+    let c = cni(&node, "CHECK", Some(&sa), &check_conf)?;
+    ensure!(
+        c.code == 0 && c.stdout.is_empty(),
+        "CHECK: {} / {}",
+        c.stdout,
+        c.stderr
+    );
+    node.ip(&["route", "del", &ip_a.to_string(), "dev", &cali_a])?;
+    let c = cni(&node, "CHECK", Some(&sa), &check_conf)?;
+    assert_ne!(c.code, 0);
+    let cj = c.json()?;
+    assert_eq!(cj["code"], 101, "{cj}");
+    assert!(
+        cj["msg"].as_str().is_some_and(|m| m.contains("host route")),
+        "{cj}"
+    );
+
+    // A broken configuration: the spec's error object naming the field.
+    let mut broken = conf.clone();
+    broken["mtu"] = json!(9);
+    let e = cni(&node, "ADD", Some(&sa), &broken)?;
+    assert_eq!(e.code, 1, "exit code");
+    assert_eq!(
+        e.stdout,
+        r#"{"cniVersion":"1.0.0","code":7,"msg":"mtu: 9 is outside 68..=65535 (0 = auto)"}"#
+    );
+    let mut broken = conf.clone();
+    broken
+        .as_object_mut()
+        .context("conf")?
+        .remove("etcd_endpoints");
+    let ej = cni(&node, "ADD", Some(&sa), &broken)?.json()?;
+    assert_eq!(ej["code"], 7);
+    assert!(
+        ej["msg"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("etcd_endpoints")),
+        "{ej}"
+    );
+
+    // ADD failing after assignment: the pod already has an eth0.
+    let pc = lab.add_bare_host("pc")?;
+    pc.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "other0",
+    ])?;
+    let sc = Sandbox {
+        id: "ctr-c",
+        netns: format!("/var/run/netns/{}", pc.netns()),
+        ifname: "eth0",
+        namespace: "default",
+        pod: "pod-c",
+    };
+    let r = cni(&node, "ADD", Some(&sc), &conf)?;
+    assert_ne!(r.code, 0, "ADD into a pod whose eth0 exists must fail");
+    let rj = r.json()?;
+    assert_eq!(rj["code"], 5, "{rj}");
+    assert!(!link_exists(
+        &node,
+        &tortie_cni::host_iface_name("default", "pod-c")
+    ));
+    // And one for a netns that does not exist (code 3, nothing assigned).
+    let sd = Sandbox {
+        id: "ctr-d",
+        netns: format!("/var/run/netns/{}-gone", pc.netns()),
+        ifname: "eth0",
+        namespace: "default",
+        pod: "pod-d",
+    };
+    let r = cni(&node, "ADD", Some(&sd), &conf)?;
+    assert_eq!(r.json()?["code"], 3, "{}", r.stdout);
+    let (allocs_now, wc) = with_ds(&node, &ep, |ds| async move {
+        let a = allocations(&ds).await?;
+        let wc = ds
+            .store::<WorkloadEndpoint>()
+            .get(&wep_key("default", "pod-c"))
+            .await?;
+        Ok((a, wc))
+    })?;
+    let mut allocs_now = allocs_now;
+    allocs_now.sort();
+    assert_eq!(allocs_now, want, "a failed ADD leaked an address");
+    assert!(wc.is_none(), "a failed ADD left its endpoint");
+
+    // DEL both (the second twice, and once without a netns: the runtime may lose it).
+    for sb in [&sa, &sb] {
+        let d = cni(&node, "DEL", Some(sb), &conf)?;
+        ensure!(
+            d.code == 0 && d.stdout.is_empty(),
+            "DEL: {} / {}",
+            d.stdout,
+            d.stderr
+        );
+    }
+    let d = cni(&node, "DEL", Some(&sb), &conf)?;
+    ensure!(d.code == 0, "second DEL: {} / {}", d.stdout, d.stderr);
+    let no_netns = Sandbox {
+        netns: String::new(),
+        ..sb
+    };
+    let d = cni(&node, "DEL", Some(&no_netns), &conf)?;
+    ensure!(
+        d.code == 0,
+        "DEL without netns: {} / {}",
+        d.stdout,
+        d.stderr
+    );
+    assert!(!link_exists(&node, &cali_a) && !link_exists(&node, &cali_b));
+    assert!(
+        !pa.ping(ip_b, 1, Duration::from_secs(1)),
+        "pod-b still reachable"
+    );
+    let (left, weps, held) = with_ds(&node, &ep, |ds| async move {
+        let left = allocations(&ds).await?;
+        let weps = ds
+            .store::<WorkloadEndpoint>()
+            .list(&Filter::all())
+            .await?
+            .items;
+        let held = Ipam::new(Stores::from_datastore(&ds))
+            .addresses_of("k8s-pod-network.ctr-a")
+            .await?;
+        Ok((left, weps, held))
+    })?;
+    assert!(left.is_empty(), "addresses left after DEL: {left:?}");
+    assert!(weps.is_empty(), "endpoints left after DEL: {weps:?}");
+    assert!(held.is_empty());
+    let elapsed = started.elapsed();
+    if elapsed > Duration::from_secs(60) {
+        bail!("the plugin test took {elapsed:?}");
+    }
+    eprintln!("plugin test took {elapsed:?}");
+    Ok(())
+}
