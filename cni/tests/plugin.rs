@@ -57,10 +57,10 @@ where
     })?
 }
 
-#[test]
-fn plugin_binary_add_check_del_against_etcd() -> Result<()> {
-    let started = std::time::Instant::now();
-    let lab = Lab::new("cni")?;
+/// A lab with one node host running etcd on its loopback, an IPv4 pool (and IPv6 pool
+/// `v6_pool` when given) and the node's TortieNode. Returns the etcd endpoint too.
+fn node_with_etcd(tag: &str, v6_pool: Option<&str>) -> Result<(Lab, Host, Etcd, String)> {
+    let lab = Lab::new(tag)?;
     let node = lab.add_bare_host("node")?;
     // What a real node has and the agent sets: forwarding, and some route to
     // 169.254.1.1 that is not through a cali* interface (LAB-NOTES.md).
@@ -68,16 +68,30 @@ fn plugin_binary_add_check_del_against_etcd() -> Result<()> {
     node.ip(&["route", "add", "169.254.1.1", "dev", "lo"])?;
     let etcd = Etcd::start_in(&node, "127.0.0.1".parse()?)?;
     let ep = etcd.endpoint();
+    let v6 = v6_pool.map(str::to_string);
     with_ds(&node, &ep, |ds| async move {
         let spec = IpPoolSpec::new(POOL.parse()?).with_defaults();
         ds.store::<IpPool>()
             .create(&IpPool::new("pool-a", spec))
             .await?;
+        if let Some(v6) = v6 {
+            let spec = IpPoolSpec::new(v6.parse()?).with_defaults();
+            ds.store::<IpPool>()
+                .create(&IpPool::new("pool-v6", spec))
+                .await?;
+        }
         ds.store::<TortieNode>()
             .create(&TortieNode::new(NODE, TortieNodeSpec::default()))
             .await?;
         Ok(())
     })?;
+    Ok((lab, node, etcd, ep))
+}
+
+#[test]
+fn plugin_binary_add_check_del_against_etcd() -> Result<()> {
+    let started = std::time::Instant::now();
+    let (lab, node, _etcd, ep) = node_with_etcd("cni", None)?;
     let conf = conf(&ep);
 
     // VERSION.
@@ -314,5 +328,122 @@ fn plugin_binary_add_check_del_against_etcd() -> Result<()> {
         bail!("the plugin test took {elapsed:?}");
     }
     eprintln!("plugin test took {elapsed:?}");
+    Ok(())
+}
+
+/// A pod's sandbox replaced (same pod, new container ID): the late DEL of the old sandbox
+/// releases only the old address and leaves the new sandbox's endpoint and veth alone.
+/// Dual stack (`assign_ipv6`): one address per family, /128 host route, CHECK passes, DEL
+/// releases both. STATUS: ready here, "not available" (50) with an unreachable etcd.
+#[test]
+fn sandbox_replacement_dual_stack_and_status() -> Result<()> {
+    let started = std::time::Instant::now();
+    let (lab, node, _etcd, ep) = node_with_etcd("cni2", Some("fd00:77::/48"))?;
+    let mut conf = conf(&ep);
+    conf["cniVersion"] = json!("1.1.0");
+
+    let s = cni(&node, "STATUS", None, &conf)?;
+    ensure!(
+        s.code == 0 && s.stdout.is_empty(),
+        "STATUS: {} / {}",
+        s.stdout,
+        s.stderr
+    );
+    let mut dead = conf.clone();
+    dead["etcd_endpoints"] = json!("http://127.0.0.1:1");
+    let sj = cni(&node, "STATUS", None, &dead)?.json()?;
+    assert_eq!(sj["code"], 50, "{sj}");
+
+    // The old sandbox, then its replacement in a new netns.
+    let old_ns = lab.add_bare_host("old")?;
+    let new_ns = lab.add_bare_host("new")?;
+    let old = Sandbox {
+        id: "sandbox-1",
+        netns: format!("/var/run/netns/{}", old_ns.netns()),
+        ifname: "eth0",
+        namespace: "default",
+        pod: "web-0",
+    };
+    let new = Sandbox {
+        id: "sandbox-2",
+        netns: format!("/var/run/netns/{}", new_ns.netns()),
+        ..old
+    };
+    let ip_old = add_ip(&cni(&node, "ADD", Some(&old), &conf)?)?;
+    let ip_new = add_ip(&cni(&node, "ADD", Some(&new), &conf)?)?;
+    assert_ne!(ip_old, ip_new);
+    let d = cni(&node, "DEL", Some(&old), &conf)?;
+    ensure!(d.code == 0, "late DEL: {} / {}", d.stdout, d.stderr);
+    let cali = tortie_cni::host_iface_name("default", "web-0");
+    assert!(
+        link_exists(&node, &cali),
+        "late DEL removed the new sandbox's veth"
+    );
+    let (allocs, wep) = with_ds(&node, &ep, |ds| async move {
+        let a = allocations(&ds).await?;
+        let w = ds
+            .store::<WorkloadEndpoint>()
+            .get(&wep_key("default", "web-0"))
+            .await?;
+        Ok((a, w))
+    })?;
+    assert_eq!(
+        allocs,
+        vec![(ip_new, "k8s-pod-network.sandbox-2".to_string())]
+    );
+    let wep = wep.context("the new sandbox's endpoint")?;
+    assert_eq!(wep.spec.container_id, "sandbox-2");
+    let d = cni(&node, "DEL", Some(&new), &conf)?;
+    ensure!(d.code == 0, "DEL: {} / {}", d.stdout, d.stderr);
+    assert!(!link_exists(&node, &cali));
+
+    // Dual stack.
+    let mut ds_conf = conf.clone();
+    ds_conf["ipam"]["assign_ipv6"] = json!("true");
+    let p6 = lab.add_bare_host("p6")?;
+    let sb6 = Sandbox {
+        id: "ctr-6",
+        netns: format!("/var/run/netns/{}", p6.netns()),
+        ifname: "eth0",
+        namespace: "default",
+        pod: "dual",
+    };
+    let r = cni(&node, "ADD", Some(&sb6), &ds_conf)?;
+    ensure!(r.code == 0, "dual-stack ADD: {} / {}", r.stdout, r.stderr);
+    let rj = r.json()?;
+    let addrs: Vec<String> = rj["ips"]
+        .as_array()
+        .context("ips")?
+        .iter()
+        .filter_map(|i| i["address"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(addrs.len(), 2, "{rj}");
+    assert!(
+        addrs[0].starts_with("10.77.") && addrs[0].ends_with("/32"),
+        "{addrs:?}"
+    );
+    assert!(
+        addrs[1].starts_with("fd00:77:") && addrs[1].ends_with("/128"),
+        "{addrs:?}"
+    );
+    assert_eq!(
+        rj["routes"][1],
+        json!({"dst": "::/0", "gw": "fe80::ecee:eeff:feee:eeee"})
+    );
+    let v6 = addrs[1].trim_end_matches("/128").to_string();
+    let cali6 = tortie_cni::host_iface_name("default", "dual");
+    let routes6 = node.ip(&["-6", "route", "show", "dev", &cali6])?;
+    assert!(routes6.contains(&v6), "{routes6}");
+    let pod_addrs = p6.ip(&["-6", "addr", "show", "dev", "eth0"])?;
+    assert!(pod_addrs.contains(&format!("{v6}/128")), "{pod_addrs}");
+    let mut check = ds_conf.clone();
+    check["prevResult"] = rj;
+    let c = cni(&node, "CHECK", Some(&sb6), &check)?;
+    ensure!(c.code == 0, "dual-stack CHECK: {} / {}", c.stdout, c.stderr);
+    let d = cni(&node, "DEL", Some(&sb6), &ds_conf)?;
+    ensure!(d.code == 0, "dual-stack DEL: {} / {}", d.stdout, d.stderr);
+    let left = with_ds(&node, &ep, |ds| async move { allocations(&ds).await })?;
+    assert!(left.is_empty(), "left after DEL: {left:?}");
+    eprintln!("second plugin test took {:?}", started.elapsed());
     Ok(())
 }
