@@ -5,7 +5,8 @@
 //! from `add-pod`, Pod created through the API) ping across nodes. Then a NetworkPolicy
 //! selecting pods by label denies one flow and relabelling Pods through the API (no
 //! agent restart) allows it, denies it and allows it again — every denial paired with an
-//! allowed probe to a pod on the same node.
+//! allowed probe to a pod on the same node. Last, a BGPPeer and a BGPConfiguration made
+//! through the API reach the agent's peer table (status socket) and kernel routes.
 //!
 //! The API server listens on 127.0.0.1 of the test's own namespace; each lab host gets a
 //! relay on its own 127.0.0.1 at the same port (a listener made inside the host, copied
@@ -25,7 +26,7 @@ use kube::api::ObjectMeta;
 use testlab::kube_apiserver::KubeApiServer;
 use testlab::{Host, Lab, Proc, wait_until};
 use tokio::runtime::Runtime;
-use tortie_crds::{IpPool, NetworkPolicy, TortieNode};
+use tortie_crds::{BgpConfiguration, BgpPeer, IpPool, NetworkPolicy, TortieNode};
 use tortie_datastore::{Datastore, Filter, KubeDatastore, ObjectKey};
 
 const NS: &str = "default";
@@ -267,6 +268,51 @@ fn agents_on_kubernetes_mesh_route_and_follow_pod_labels() -> Result<()> {
     // The local pod's label decides too: the policy stops selecting a relabelled target.
     relabel(&rt, &ds, "n1-target", &[("app", "moved")])?;
     probe.expect(true, "target relabelled app=moved", &logs)?;
+
+    // BGPPeer and BGPConfiguration watches on the API: a global BGPPeer joins n1's peer
+    // table next to the mesh peer; turning the mesh off in the `default` configuration
+    // drops the mesh peer (and with it n2's block from n1's kernel), the global peer stays.
+    let peer: BgpPeer = serde_json::from_value(serde_json::json!({
+        "apiVersion": "crd.tortie.dev/v1",
+        "kind": "BGPPeer",
+        "metadata": {"name": "global-99"},
+        "spec": {"peerIP": "10.0.0.99", "asNumber": 64512}
+    }))?;
+    rt.block_on(ds.store::<BgpPeer>().create(&peer))?;
+    wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        let st = nodes[0].status();
+        if st.contains("Global_10.0.0.99") && st.contains("Mesh_10.0.0.2") {
+            Ok(())
+        } else {
+            Err(anyhow!(
+                "n1 status lacks the global or the mesh peer:\n{st}"
+            ))
+        }
+    })
+    .with_context(logs)?;
+    let mesh_off: BgpConfiguration = serde_json::from_value(serde_json::json!({
+        "apiVersion": "crd.tortie.dev/v1",
+        "kind": "BGPConfiguration",
+        "metadata": {"name": "default"},
+        "spec": {"nodeToNodeMeshEnabled": false}
+    }))?;
+    rt.block_on(ds.store::<BgpConfiguration>().create(&mesh_off))?;
+    let n2_block = format!("{} via {}", block_of(*client), nodes[1].ip);
+    wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        let st = nodes[0].status();
+        let routes = nodes[0].routes();
+        if st.contains("Global_10.0.0.99")
+            && !st.contains("Mesh_10.0.0.2")
+            && !routes.contains(&n2_block)
+        {
+            Ok(())
+        } else {
+            Err(anyhow!(
+                "mesh off: n1 status/routes not there yet:\n{st}\n{routes}"
+            ))
+        }
+    })
+    .with_context(logs)?;
     for a in &agents {
         a.check_running()?;
     }

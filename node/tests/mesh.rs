@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -92,14 +91,7 @@ fn three_agents_mesh_route_and_ping_across_nodes() -> Result<()> {
     })?;
     assert!(rules.contains("cali-from-wl-dispatch"), "{rules}");
     // Status answers with the two mesh peers up.
-    let status = Command::new("ip")
-        .args(["netns", "exec", nodes[0].host.netns(), "sh", "-c"])
-        .arg(format!(
-            "printf 'GET /v1/bgp/peers HTTP/1.0\\r\\n\\r\\n' | nc -U -q1 {}",
-            nodes[0].status
-        ))
-        .output()?;
-    let body = String::from_utf8_lossy(&status.stdout);
+    let body = nodes[0].status();
     assert!(
         body.contains("Mesh_10.0.0.2") && body.contains("Mesh_10.0.0.3"),
         "{body}"

@@ -109,6 +109,22 @@ impl Node {
         Ok((pod_host, ip))
     }
 
+    /// The agent's BGP peer table as its status socket answers it (`tortiectl node
+    /// status`'s request), or the error text.
+    pub fn status(&self) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", self.host.netns(), "sh", "-c"])
+            .arg(format!(
+                "printf 'GET /v1/bgp/peers HTTP/1.0\\r\\n\\r\\n' | nc -U -q1 {}",
+                self.status
+            ))
+            .output();
+        match out {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Err(e) => format!("status of {}: {e}", self.name),
+        }
+    }
+
     /// The agent's routes (`proto 80`) in the node's namespace.
     pub fn routes(&self) -> String {
         self.host
