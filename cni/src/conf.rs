@@ -287,6 +287,37 @@ impl NetConf {
     }
 }
 
+/// Checks a configuration list (a `.conflist` as the runtime reads it) the way the runtime
+/// hands it to this plugin: the `tortie-cni` entry of `plugins`, with the list's `name`
+/// and `cniVersion` added, must parse. Returns that entry parsed.
+pub fn check_conflist(bytes: &[u8]) -> Result<NetConf, InvocationError> {
+    let list: Value = serde_json::from_slice(bytes).map_err(|e| {
+        InvocationError::new(
+            ErrorCode::Decode,
+            format!("configuration list is not valid JSON: {e}"),
+        )
+    })?;
+    let plugins = list
+        .get("plugins")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("plugins", "missing or not a list"))?;
+    let mut ours = plugins
+        .iter()
+        .find(|p| p.get("type").and_then(Value::as_str) == Some(PLUGIN_TYPE))
+        .cloned()
+        .ok_or_else(|| bad("plugins", format!("no entry of type {PLUGIN_TYPE:?}")))?;
+    let version = list.get("cniVersion").cloned().unwrap_or(Value::Null);
+    let name = list.get("name").cloned().unwrap_or(Value::Null);
+    if let Some(m) = ours.as_object_mut() {
+        m.insert("cniVersion".into(), version);
+        m.insert("name".into(), name);
+    }
+    let bytes = serde_json::to_vec(&ours).map_err(|e| bad("plugins", e))?;
+    let conf = NetConf::parse(&bytes)?;
+    crate::spec::check_version(&conf.cni_version, crate::spec::Command::Add)?;
+    Ok(conf)
+}
+
 /// Resolves the node name: the configured one, else the trimmed file content, else
 /// `hostname` (the caller reads the file and host name; `file` is `None` when absent).
 pub fn resolve_node(

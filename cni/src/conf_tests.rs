@@ -173,15 +173,7 @@ fn deploy_configmap_template_is_accepted() {
         let filled = tpl
             .replace("__KUBERNETES_NODE_NAME__", "node-1")
             .replace("__CNI_MTU__", mtu);
-        let list: serde_json::Value = serde_json::from_str(&filled).expect("template JSON");
-        let version = list["cniVersion"].as_str().expect("cniVersion").to_string();
-        crate::spec::check_version(&version, crate::spec::Command::Add).expect("version");
-        // The runtime hands each plugin its entry plus the list's name and version.
-        let mut ours = list["plugins"][0].clone();
-        ours["cniVersion"] = version.clone().into();
-        ours["name"] = list["name"].clone();
-        let bytes = serde_json::to_vec(&ours).expect("serialize");
-        let c = NetConf::parse(&bytes).expect("the deployed config parses");
+        let c = check_conflist(filled.as_bytes()).expect("the deployed config parses");
         assert_eq!(c.node, NodeSource::Name("node-1".into()));
         assert_eq!(c.handle("abc"), "k8s-pod-network.abc");
         match mtu {
@@ -195,4 +187,20 @@ fn deploy_configmap_template_is_accepted() {
             }
         ));
     }
+}
+
+#[test]
+fn conflist_errors_name_the_field() {
+    let e = check_conflist(b"{").expect_err("not JSON");
+    assert_eq!(e.code, ErrorCode::Decode);
+    let e = check_conflist(br#"{"cniVersion":"1.0.0","name":"n"}"#).expect_err("no plugins");
+    assert!(e.msg.starts_with("plugins"), "{}", e.msg);
+    let e = check_conflist(br#"{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge"}]}"#)
+        .expect_err("not ours");
+    assert!(e.msg.contains("no entry of type"), "{}", e.msg);
+    let e = check_conflist(
+        br#"{"cniVersion":"9.9.9","name":"n","plugins":[{"type":"tortie-cni","datastore_type":"kubernetes","ipam":{"type":"tortie-cni"}}]}"#,
+    )
+    .expect_err("version");
+    assert_eq!(e.code, ErrorCode::IncompatibleVersion);
 }
