@@ -292,3 +292,48 @@ async fn undo(
         Err(e) => tracing::warn!(error = %e, handle, "rollback: release failed"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Command;
+
+    #[test]
+    fn endpoint_is_named_and_labelled_as_calico() {
+        let inv = Invocation {
+            command: Command::Add,
+            container_id: "abc".into(),
+            netns: Some("/var/run/netns/x".into()),
+            ifname: "eth0".into(),
+            pod_namespace: Some("web".into()),
+            pod_name: Some("api-0".into()),
+        };
+        let ip: IpAddr = "10.0.0.5".parse().expect("ip");
+        let w = endpoint(
+            "node-1",
+            &inv,
+            "web",
+            "api-0",
+            "cali0123456789a",
+            &[ip],
+            "02:00:00:00:00:01",
+        );
+        assert_eq!(w.metadata.name.as_deref(), Some("node--1-k8s-api--0-eth0"));
+        assert_eq!(w.metadata.namespace.as_deref(), Some("web"));
+        let labels = w.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(labels.get(NAMESPACE_LABEL).map(String::as_str), Some("web"));
+        assert_eq!(
+            labels.get(ORCHESTRATOR_LABEL).map(String::as_str),
+            Some("k8s")
+        );
+        assert_eq!(w.spec.ip_networks, vec![IpNetwork::from(ip)]);
+        assert_eq!(w.spec.profiles, vec!["kns.web".to_string()]);
+        assert_eq!(w.spec.container_id, "abc");
+        assert_eq!(w.spec.endpoint.as_deref(), Some("eth0"));
+        assert_eq!(w.spec.mac.as_deref(), Some("02:00:00:00:00:01"));
+        assert_eq!(
+            endpoint_key("node-1", "web", "api-0", "eth0"),
+            ObjectKey::namespaced("web", "node--1-k8s-api--0-eth0")
+        );
+    }
+}

@@ -86,18 +86,18 @@ impl PluginError {
         }
     }
 
-    /// The chain of underlying causes below the message, `; `-separated (the error
-    /// object's `details`).
+    /// The underlying causes the message does not already spell out, `; `-separated (the
+    /// error object's `details`; usually empty, as every message embeds its cause).
     pub fn details(&self) -> String {
-        let mut out = Vec::new();
+        let msg = self.to_string();
+        let mut out: Vec<String> = Vec::new();
         let mut cur = self.source();
         while let Some(e) = cur {
-            out.push(e.to_string());
+            let s = e.to_string();
+            if !msg.contains(&s) && !out.iter().any(|o| o.contains(&s)) {
+                out.push(s);
+            }
             cur = e.source();
-        }
-        // Transparent variants repeat their message as the first source.
-        if out.first().is_some_and(|f| *f == self.to_string()) {
-            out.remove(0);
         }
         out.join("; ")
     }
@@ -128,5 +128,54 @@ impl PluginError {
             handle,
             source: Box::new(source),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_the_cause() {
+        let exhausted = PluginError::ipam("assign", "k8s-pod-network.a")(
+            tortie_ipam::IpamError::PoolExhausted {
+                pools: vec!["p".into()],
+                node: "n".into(),
+                family: 4,
+                wanted: 1,
+                got: 0,
+            },
+        );
+        assert_eq!(exhausted.code(), ErrorCode::Ipam);
+        assert!(
+            exhausted
+                .to_string()
+                .starts_with("IPAM assign for handle k8s-pod-network.a: pool(s)"),
+            "{exhausted}"
+        );
+        let conflicts =
+            PluginError::ipam("release", "h")(tortie_ipam::IpamError::TooManyConflicts {
+                what: "x".into(),
+                attempts: 100,
+            });
+        assert_eq!(conflicts.code(), ErrorCode::TryAgainLater);
+        let missing =
+            PluginError::ds("get WorkloadEndpoint a/b")(tortie_datastore::Error::NotFound {
+                kind: "WorkloadEndpoint".into(),
+                key: "a/b".into(),
+            });
+        assert_eq!(missing.code(), ErrorCode::Io);
+        let netns = PluginError::UnknownContainer {
+            path: "/x".into(),
+            reason: "gone".into(),
+        };
+        assert_eq!(netns.code(), ErrorCode::UnknownContainer);
+        assert!(netns.to_string().starts_with("CNI_NETNS"));
+        let inv: PluginError = InvocationError::new(ErrorCode::InvalidConfig, "mtu: bad").into();
+        assert_eq!(inv.code(), ErrorCode::InvalidConfig);
+        assert_eq!(inv.to_string(), "mtu: bad");
+        // Every cause is already in the message: no repeated details.
+        assert_eq!(exhausted.details(), "");
+        assert_eq!(inv.details(), "");
     }
 }
