@@ -122,7 +122,9 @@ fn plugin_binary_add_check_del_against_etcd() -> Result<()> {
         namespace: "web",
         pod: "pod-b",
     };
+    let t = std::time::Instant::now();
     let ra = cni(&node, "ADD", Some(&sa), &conf)?;
+    eprintln!("first ADD (claims the block): {:?}", t.elapsed());
     let ip_a = add_ip(&ra)?;
     let res_a = ra.json()?;
     let cali_a = tortie_cni::host_iface_name("default", "pod-a");
@@ -139,7 +141,9 @@ fn plugin_binary_add_check_del_against_etcd() -> Result<()> {
     // A repeated ADD returns the same address.
     let again = add_ip(&cni(&node, "ADD", Some(&sa), &conf)?)?;
     assert_eq!(again, ip_a, "a repeated ADD must return the same address");
+    let t = std::time::Instant::now();
     let ip_b = add_ip(&cni(&node, "ADD", Some(&sb), &conf)?)?;
+    eprintln!("second ADD (affine block): {:?}", t.elapsed());
     assert_ne!(ip_a, ip_b);
     let cali_b = tortie_cni::host_iface_name("web", "pod-b");
 
@@ -445,5 +449,65 @@ fn sandbox_replacement_dual_stack_and_status() -> Result<()> {
     let left = with_ds(&node, &ep, |ds| async move { allocations(&ds).await })?;
     assert!(left.is_empty(), "left after DEL: {left:?}");
     eprintln!("second plugin test took {:?}", started.elapsed());
+    Ok(())
+}
+
+/// A burst of pods on one node: twelve ADDs run at once (separate plugin processes, as a
+/// runtime starting many sandboxes does) get twelve distinct addresses with no leak; then
+/// twelve DELs at once free all of them. Prints the wall time of each burst.
+#[test]
+fn concurrent_adds_and_dels_on_one_node() -> Result<()> {
+    const PODS: usize = 12;
+    let (lab, node, _etcd, ep) = node_with_etcd("cni3", None)?;
+    let conf = conf(&ep);
+    let hosts: Vec<Host> = (0..PODS)
+        .map(|i| lab.add_bare_host(&format!("b{i}")))
+        .collect::<testlab::Result<_>>()?;
+    let ids: Vec<String> = (0..PODS).map(|i| format!("burst-{i}")).collect();
+    let pods: Vec<String> = (0..PODS).map(|i| format!("burst-pod-{i}")).collect();
+    let sandboxes: Vec<Sandbox<'_>> = (0..PODS)
+        .map(|i| Sandbox {
+            id: &ids[i],
+            netns: format!("/var/run/netns/{}", hosts[i].netns()),
+            ifname: "eth0",
+            namespace: "default",
+            pod: &pods[i],
+        })
+        .collect();
+    let burst = |command: &str| -> Result<Vec<common::Run>> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = sandboxes
+                .iter()
+                .map(|sb| s.spawn(|| cni(&node, command, Some(sb), &conf)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| anyhow::anyhow!("runner panicked"))?)
+                .collect()
+        })
+    };
+    let t = std::time::Instant::now();
+    let adds = burst("ADD")?;
+    let add_time = t.elapsed();
+    let mut ips = Vec::new();
+    for r in &adds {
+        ips.push(add_ip(r)?);
+    }
+    let mut distinct = ips.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), PODS, "duplicate addresses: {ips:?}");
+    let allocs = with_ds(&node, &ep, |ds| async move { allocations(&ds).await })?;
+    assert_eq!(allocs.len(), PODS, "{allocs:?}");
+    // Every pod reaches the first one through the node.
+    assert!(hosts[PODS - 1].ping(ips[0], 3, Duration::from_secs(3)));
+    let t = std::time::Instant::now();
+    for r in burst("DEL")? {
+        ensure!(r.code == 0, "DEL: {} / {}", r.stdout, r.stderr);
+    }
+    let del_time = t.elapsed();
+    let allocs = with_ds(&node, &ep, |ds| async move { allocations(&ds).await })?;
+    assert!(allocs.is_empty(), "left after the DEL burst: {allocs:?}");
+    eprintln!("{PODS} concurrent ADDs: {add_time:?}; {PODS} concurrent DELs: {del_time:?}");
     Ok(())
 }
