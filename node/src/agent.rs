@@ -40,10 +40,13 @@ enum Msg {
     Endpoint(Event<WorkloadEndpoint>),
     Namespace(Event<tortie_crds::Namespace>),
     Policy(Event<tortie_crds::NetworkPolicy>),
+    /// Kubernetes Nodes (Kubernetes datastore only): their labels for BGP selectors.
+    KubeNode(Box<Event<tortie_crds::Node>>),
     Route(RouteEvent),
 }
 
-/// Number of datastore kinds watched (InSync waits for each one's first listing).
+/// Number of datastore kinds watched on etcd (InSync waits for each one's first
+/// listing); Kubernetes adds its Nodes.
 const KINDS: usize = 8;
 
 /// A spawned task aborted when dropped (tasks are owned, never detached).
@@ -354,6 +357,15 @@ pub async fn run(
             Msg::Policy,
         ),
     ];
+    let kinds = match &ds {
+        Datastore::Kube(_) => KINDS + 1,
+        Datastore::Etcd(_) => KINDS,
+    };
+    let _node_watch = matches!(ds, Datastore::Kube(_)).then(|| {
+        watch_kind(ds.store::<tortie_crds::Node>(), tx.clone(), |ev| {
+            Msg::KubeNode(Box::new(ev))
+        })
+    });
 
     // The speaker's AS and port come from the stored BGP configuration at start.
     let speaker = if cfg.backend == Backend::Bird {
@@ -438,6 +450,8 @@ pub async fn run(
         cache: Cache::default(),
         namespaces: BTreeMap::new(),
         policies: BTreeMap::new(),
+        kube_nodes: BTreeMap::new(),
+        kinds,
         listed: BTreeSet::new(),
         peers: BTreeMap::new(),
         exports: BTreeSet::new(),
@@ -490,6 +504,9 @@ struct LoopState {
     cache: Cache,
     namespaces: BTreeMap<String, tortie_crds::Namespace>,
     policies: BTreeMap<String, tortie_crds::NetworkPolicy>,
+    kube_nodes: BTreeMap<String, tortie_crds::Node>,
+    /// Kinds to be listed before the plan is trusted.
+    kinds: usize,
     listed: BTreeSet<&'static str>,
     peers: BTreeMap<IpAddr, PeerConfig>,
     exports: BTreeSet<IpNetwork>,
@@ -611,6 +628,25 @@ impl LoopState {
                     }
                 }
             }
+            Msg::KubeNode(ev) => {
+                let (listed, ch) = apply(&mut self.kube_nodes, *ev);
+                if listed {
+                    self.listed.insert("kubenodes");
+                }
+                for (old, new) in ch {
+                    match (old, new) {
+                        (_, Some(n)) => {
+                            self.cache
+                                .kube_node_labels
+                                .insert(key_of(&n), n.metadata.labels.unwrap_or_default());
+                        }
+                        (Some(o), None) => {
+                            self.cache.kube_node_labels.remove(&key_of(&o));
+                        }
+                        (None, None) => {}
+                    }
+                }
+            }
             Msg::Route(RouteEvent::Changed(c)) => {
                 let by_ip = plan::nodes_by_ip(&self.cache);
                 out.extend(plan::route_input(&c, &by_ip));
@@ -622,7 +658,7 @@ impl LoopState {
 
     /// Brings the speaker's peers and originated prefixes to the plan.
     async fn reconcile_bgp(&mut self, s: &Speaker) {
-        if self.listed.len() < KINDS {
+        if self.listed.len() < self.kinds {
             return;
         }
         let (want, problems) = plan::desired_peers(&self.cache, &self.me, &self.base_peer);
@@ -674,7 +710,7 @@ impl LoopState {
     /// True exactly once: when every kind was listed and every peer is Established
     /// (plus a second for their tables to arrive), or the bound ran out.
     async fn check_in_sync(&mut self, s: Option<&Speaker>) -> bool {
-        if self.in_sync_sent || self.listed.len() < KINDS {
+        if self.in_sync_sent || self.listed.len() < self.kinds {
             return false;
         }
         let all_up = match s {

@@ -26,6 +26,21 @@ pub struct Cache {
     pub bgp_configs: BTreeMap<String, tortie_crds::BgpConfiguration>,
     pub peers: BTreeMap<String, BgpPeer>,
     pub endpoints: BTreeMap<String, WorkloadEndpoint>,
+    /// Labels of the Kubernetes Nodes by name (Kubernetes datastore only; empty on etcd).
+    pub kube_node_labels: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// The labels BGPPeer `nodeSelector`/`peerSelector` see on node `name`: its Kubernetes
+/// Node's labels (on Calico's Kubernetes datastore the node *is* the Node, so operators
+/// label Nodes), overlaid by the TortieNode's own labels.
+pub fn node_labels(cache: &Cache, name: &str, n: &TortieNode) -> BTreeMap<String, String> {
+    let mut labels = cache
+        .kube_node_labels
+        .get(name)
+        .cloned()
+        .unwrap_or_default();
+    labels.extend(n.labels_map());
+    labels
 }
 
 /// The effective BGP configuration of `node`: `default` overlaid by `node.<name>`, with
@@ -88,7 +103,7 @@ pub fn desired_peers(
     let cfg = bgp_config(cache, me);
     let cluster_as = cfg.as_number.map(|a| a.get()).unwrap_or(64512);
     let port = cfg.listen_port.unwrap_or(179);
-    let my_labels = my_node.labels_map();
+    let my_labels = node_labels(cache, me, my_node);
 
     let mk = |ip: IpAddr, asn: u32, port: u16, name: String| {
         let mut p = base.clone();
@@ -140,7 +155,7 @@ pub fn desired_peers(
             Ok(PeerRemote::Nodes(sel)) => cache
                 .nodes
                 .iter()
-                .filter(|(n, node)| *n != me && sel.matches(&node.labels_map()))
+                .filter(|(n, node)| *n != me && sel.matches(&node_labels(cache, n, node)))
                 .filter_map(|(_, node)| Some((node_ip(node)?, node_as(node, cluster_as), port)))
                 .collect(),
             Err(e) => {
@@ -446,6 +461,42 @@ mod tests {
         );
         let (b, _) = desired_peers(&c, "b", &base);
         assert_eq!(b.keys().copied().collect::<Vec<_>>(), vec![ip("192.0.2.1")]);
+    }
+
+    #[test]
+    fn selectors_see_kubernetes_node_labels_under_the_nodes_own() {
+        let mut c = cache3();
+        let kl = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        // Node b is labelled only on its Kubernetes Node; a's own label wins over its Node's.
+        c.kube_node_labels
+            .insert("b".into(), kl(&[("rack", "1"), ("zone", "z")]));
+        c.kube_node_labels.insert("a".into(), kl(&[("rack", "2")]));
+        c.kube_node_labels
+            .insert("c".into(), kl(&[("rr", "false")]));
+        assert_eq!(node_labels(&c, "a", &c.nodes["a"])["rack"], "1");
+        assert_eq!(node_labels(&c, "c", &c.nodes["c"])["rr"], "true");
+        c.peers.insert(
+            "zone".into(),
+            BgpPeer::new(
+                "zone",
+                BgpPeerSpec {
+                    node_selector: Some("zone == 'z'".into()),
+                    peer_ip: Some("192.0.2.7".into()),
+                    as_number: Some(tortie_crds::AsNumber(65001)),
+                    ..BgpPeerSpec::default()
+                },
+            ),
+        );
+        let base = base_peer(Duration::from_secs(2));
+        let (b, _) = desired_peers(&c, "b", &base);
+        assert_eq!(b[&ip("192.0.2.7")].name, "Node_192.0.2.7");
+        let (a, _) = desired_peers(&c, "a", &base);
+        assert!(!a.contains_key(&ip("192.0.2.7")), "{a:?}");
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! from `add-pod`, Pod created through the API) ping across nodes. Then a NetworkPolicy
 //! selecting pods by label denies one flow and relabelling Pods through the API (no
 //! agent restart) allows it, denies it and allows it again — every denial paired with an
-//! allowed probe to a pod on the same node. Last, a BGPPeer and a BGPConfiguration made
-//! through the API reach the agent's peer table (status socket) and kernel routes.
+//! allowed probe to a pod on the same node. Last, BGPPeers (global, and one selecting a
+//! Kubernetes Node label) and a BGPConfiguration made through the API reach the agents'
+//! peer tables (status socket) and kernel routes.
 //!
 //! The API server listens on 127.0.0.1 of the test's own namespace; each lab host gets a
 //! relay on its own 127.0.0.1 at the same port (a listener made inside the host, copied
@@ -26,7 +27,7 @@ use kube::api::ObjectMeta;
 use testlab::kube_apiserver::KubeApiServer;
 use testlab::{Host, Lab, Proc, wait_until};
 use tokio::runtime::Runtime;
-use tortie_crds::{BgpConfiguration, BgpPeer, IpPool, NetworkPolicy, TortieNode};
+use tortie_crds::{BgpConfiguration, BgpPeer, IpPool, NetworkPolicy, Node as KubeNode, TortieNode};
 use tortie_datastore::{Datastore, Filter, KubeDatastore, ObjectKey};
 
 const NS: &str = "default";
@@ -269,23 +270,50 @@ fn agents_on_kubernetes_mesh_route_and_follow_pod_labels() -> Result<()> {
     relabel(&rt, &ds, "n1-target", &[("app", "moved")])?;
     probe.expect(true, "target relabelled app=moved", &logs)?;
 
-    // BGPPeer and BGPConfiguration watches on the API: a global BGPPeer joins n1's peer
-    // table next to the mesh peer; turning the mesh off in the `default` configuration
-    // drops the mesh peer (and with it n2's block from n1's kernel), the global peer stays.
-    let peer: BgpPeer = serde_json::from_value(serde_json::json!({
-        "apiVersion": "crd.tortie.dev/v1",
-        "kind": "BGPPeer",
-        "metadata": {"name": "global-99"},
-        "spec": {"peerIP": "10.0.0.99", "asNumber": 64512}
-    }))?;
-    rt.block_on(ds.store::<BgpPeer>().create(&peer))?;
+    // BGPPeer and BGPConfiguration watches on the API: a global BGPPeer joins both peer
+    // tables next to the mesh peer; a BGPPeer whose nodeSelector matches a label of the
+    // Kubernetes Node n1 (not of its TortieNode) joins n1's only. Turning the mesh off in
+    // the `default` configuration then drops the mesh peer (and with it n2's block from
+    // n1's kernel) while the other peers stay.
+    for (n, zone) in [(&nodes[0], "z1"), (&nodes[1], "z2")] {
+        let node: KubeNode = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": n.name, "labels": {"zone": zone}}
+        }))?;
+        rt.block_on(ds.store::<KubeNode>().create(&node))?;
+    }
+    for (name, spec) in [
+        (
+            "global-99",
+            serde_json::json!({"peerIP": "10.0.0.99", "asNumber": 64512}),
+        ),
+        (
+            "zone-z1",
+            serde_json::json!({"peerIP": "10.0.0.98", "asNumber": 64512, "nodeSelector": "zone == 'z1'"}),
+        ),
+    ] {
+        let peer: BgpPeer = serde_json::from_value(serde_json::json!({
+            "apiVersion": "crd.tortie.dev/v1",
+            "kind": "BGPPeer",
+            "metadata": {"name": name},
+            "spec": spec
+        }))?;
+        rt.block_on(ds.store::<BgpPeer>().create(&peer))?;
+    }
     wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
-        let st = nodes[0].status();
-        if st.contains("Global_10.0.0.99") && st.contains("Mesh_10.0.0.2") {
+        let (s1, s2) = (nodes[0].status(), nodes[1].status());
+        if ["Global_10.0.0.99", "Node_10.0.0.98", "Mesh_10.0.0.2"]
+            .iter()
+            .all(|p| s1.contains(p))
+            && s2.contains("Global_10.0.0.99")
+            && s2.contains("Mesh_10.0.0.1")
+            && !s2.contains("Node_10.0.0.98")
+        {
             Ok(())
         } else {
             Err(anyhow!(
-                "n1 status lacks the global or the mesh peer:\n{st}"
+                "BGPPeers not (only) where expected:\nn1: {s1}\nn2: {s2}"
             ))
         }
     })
