@@ -494,6 +494,21 @@ impl RouteReconciler {
         }
     }
 
+    /// Folds one message of the event socket into the kernel view; returns whether a
+    /// write pass is due.
+    fn handle_payload(&mut self, payload: NetlinkPayload<RouteNetlinkMessage>) -> bool {
+        match payload {
+            NetlinkPayload::InnerMessage(m) => self.handle_event(m),
+            // The event socket overflowed (a large batch makes many events at once):
+            // events were lost, so only a full re-read knows the kernel's state.
+            NetlinkPayload::Overrun(_) => {
+                self.needs_resync = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Folds one netlink event into the kernel view; returns whether a write pass is due.
     fn handle_event(&mut self, msg: RouteNetlinkMessage) -> bool {
         match msg {
@@ -615,13 +630,9 @@ async fn run(
             }
             ev = events.next() => {
                 let Some((msg, _)) = ev else { break };
-                if let NetlinkPayload::InnerMessage(m) = msg.payload {
-                    write |= r.handle_event(m);
-                }
+                write |= r.handle_payload(msg.payload);
                 while let Ok((msg, _)) = events.try_recv() {
-                    if let NetlinkPayload::InnerMessage(m) = msg.payload {
-                        write |= r.handle_event(m);
-                    }
+                    write |= r.handle_payload(msg.payload);
                 }
             }
             _ = tokio::time::sleep_until(wake) => {
