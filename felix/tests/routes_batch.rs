@@ -3,7 +3,8 @@
 //! the reconciler's back are refused by the kernel: each is reported on its own (naming
 //! its destination), the 1,000 others land (checked with `ip route` in the namespace),
 //! the failed ones stay pending until a resync repairs them; a batch of deletes that
-//! includes a route already removed by hand is no error.
+//! includes a route already removed by hand is no error. Acks the kernel had to drop
+//! (receive buffer overrun) make errors for exactly those routes, never a hang.
 
 use anyhow::{Context, Result, ensure};
 use std::collections::BTreeMap;
@@ -183,6 +184,63 @@ async fn refused_routes_in_a_large_batch_are_reported_alone_and_repaired() -> Re
     }
     let s = r.resync().await?;
     ensure!(s.writes == 0 && s.deletes == 0 && s.failed == 0, "{s:?}");
+    drop(lab);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_acks_are_errors_never_a_hang_or_a_false_success() -> Result<()> {
+    use tortie_felix::route::batch::{CHUNK, RouteOp, RouteRequest, RouteSocket};
+    use tortie_felix::route::kernel::{build_route, list_links};
+    use tortie_felix::route::model::RouteTarget;
+
+    let lab = Lab::new("frba")?;
+    let host = lab.add_bare_host("n")?;
+    add_veths(&host, &[iface(0)])?;
+    let ns = Netns::named(host.netns());
+    let links = list_links(&ns.connect()?).await?;
+    let index = links
+        .iter()
+        .find(|l| l.name == iface(0))
+        .map(|l| l.index)
+        .context("veth not found")?;
+    let target = RouteTarget::Device { iface: iface(0) };
+    let reqs: Vec<RouteRequest> = (0..CHUNK)
+        .map(|i| {
+            let dst = ipnetwork::IpNetwork::new(ip_of(i).into(), 32)?;
+            let msg = build_route(dst, &target, |_| Some(index))?;
+            Ok(RouteRequest {
+                dst,
+                op: RouteOp::Replace(msg),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut sock = RouteSocket::open(&ns)?;
+    // The smallest receive buffer holds only a few acks: the kernel drops the rest.
+    sock.set_receive_buffer(0)?;
+    let results = sock.send_chunk(&reqs);
+    ensure!(results.len() == CHUNK, "{} results", results.len());
+    let acked = results.iter().filter(|r| r.is_ok()).count();
+    let lost: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    ensure!(
+        !lost.is_empty(),
+        "no ack was lost with a tiny receive buffer"
+    );
+    ensure!(
+        lost.iter().all(|e| e.contains("acknowledgement lost")),
+        "{lost:?}"
+    );
+    // Every request was still carried out by the kernel; only its answer went missing.
+    let routes = our_routes(&host)?;
+    ensure!(routes.len() == CHUNK, "{} routes", routes.len());
+    // With the buffer back, the same socket answers every request of the next chunk.
+    sock.set_receive_buffer(1 << 20)?;
+    let again = sock.send_chunk(&reqs);
+    ensure!(again.iter().all(|r| r.is_ok()), "{again:?}");
+    ensure!(acked < CHUNK, "{acked}");
     drop(lab);
     Ok(())
 }

@@ -226,6 +226,15 @@ impl RouteSocket {
         })
     }
 
+    /// Sets the socket's receive buffer (bytes; the kernel doubles and bounds it). Only
+    /// for tests and tuning: every ack of a chunk must fit, or some are lost.
+    pub fn set_receive_buffer(&self, bytes: usize) -> Result<(), RouteError> {
+        let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
+        self.sock
+            .set_rx_buf_sz(bytes)
+            .map_err(sock_err("set receive buffer"))
+    }
+
     /// Sends `reqs` (at most [`CHUNK`] of them, see [`chunks`]) in one `sendmsg` and
     /// returns one result per request, in order. A request whose ack never came (a
     /// receive-buffer overrun) is an error: its state is unknown until the next read.
