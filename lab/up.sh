@@ -83,7 +83,8 @@ done
 
 nodeenv() { # node
   echo NODENAME="$1" IP="10.0.0.${1#n}/24" ETCD_ENDPOINTS="$ETCD" \
-    CALICO_IPV4POOL_CIDR=10.244.0.0/16 TORTIE_STATUS_ADDR="$DIR/$1.sock" TORTIE_IN_SYNC_BOUND_SECS=10
+    CALICO_IPV4POOL_CIDR=10.244.0.0/16 TORTIE_STATUS_ADDR="$DIR/$1.sock" TORTIE_IN_SYNC_BOUND_SECS=10 \
+    TORTIE_STATE_DIR="$DIR/$1.state"
 }
 for n in n1 n2 n3; do
   add_host "$n" "10.0.0.${n#n}/24"

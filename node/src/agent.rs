@@ -314,6 +314,20 @@ fn apply<K: Resource + Clone + PartialEq>(
     }
 }
 
+/// Writes `dir/name` atomically (temporary file + rename): the CNI plugin may read it at
+/// any moment and must never see a half-written value.
+fn write_state_file(dir: &std::path::Path, name: &str, value: &str) -> Result<(), AgentError> {
+    let path = dir.join(name);
+    let err = |source| AgentError::StateFile {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, value).map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)
+}
+
 /// Runs the agent until `stop` resolves.
 pub async fn run(
     cfg: Config,
@@ -329,12 +343,14 @@ pub async fn run(
     register(&ds, &cfg, addr).await?;
     tracing::info!(node = %cfg.node_name, %addr, "registered");
 
-    let felix = tortie_felix::route::spawn(tortie_felix::route::ReconcilerConfig::new(
-        &cfg.node_name,
-        Netns::current(),
-    ))
-    .await
-    .map_err(|source| AgentError::Felix { source })?;
+    write_state_file(&cfg.state_dir, "nodename", &cfg.node_name)?;
+    let mut route_cfg =
+        tortie_felix::route::ReconcilerConfig::new(&cfg.node_name, Netns::current());
+    // The pod MTU for the CNI plugin, rewritten whenever felix's calculation changes it.
+    route_cfg.mtu_file = Some(cfg.state_dir.join("mtu"));
+    let felix = tortie_felix::route::spawn(route_cfg)
+        .await
+        .map_err(|source| AgentError::Felix { source })?;
     let felix_tx = felix.input_tx.clone();
     let policy_tx = crate::policy::spawn(&cfg.node_name).map_err(AgentError::Policy)?;
 

@@ -70,7 +70,13 @@ pub struct Config {
     pub status_addr: String,
     /// Longest wait for BGP peers before felix is told it is in sync, seconds.
     pub in_sync_bound_secs: u64,
+    /// Where the agent leaves `nodename` and `mtu` for the CNI plugin
+    /// (`TORTIE_STATE_DIR`, default `/var/lib/tortie`, as calico-node's `/var/lib/calico`).
+    pub state_dir: PathBuf,
 }
+
+/// The default of [`Config::state_dir`]; `tortie-cni` reads `nodename` and `mtu` there.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/tortie";
 
 fn get<'a>(env: &'a BTreeMap<String, String>, k: &str) -> Option<&'a str> {
     env.get(k).map(|s| s.trim()).filter(|s| !s.is_empty())
@@ -150,6 +156,13 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
             .parse()
             .map_err(|e| bad("TORTIE_IN_SYNC_BOUND_SECS", format!("{t:?}: {e}")))?,
     };
+    let state_dir = PathBuf::from(get(env, "TORTIE_STATE_DIR").unwrap_or(DEFAULT_STATE_DIR));
+    if !state_dir.is_absolute() {
+        return Err(bad(
+            "TORTIE_STATE_DIR",
+            format!("{} must be an absolute path", state_dir.display()),
+        ));
+    }
     Ok(Config {
         node_name,
         ip,
@@ -159,6 +172,7 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         default_pool,
         status_addr,
         in_sync_bound_secs,
+        state_dir,
     })
 }
 
@@ -262,6 +276,22 @@ mod tests {
         );
         let pool = c.default_pool.unwrap();
         assert_eq!(pool.spec.cidr.to_string(), "192.168.0.0/16");
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/tortie"));
+    }
+
+    #[test]
+    fn state_dir_must_be_absolute() {
+        let base = [("NODENAME", "n1"), ("ETCD_ENDPOINTS", "http://e:2379")];
+        let mut pairs = base.to_vec();
+        pairs.push(("TORTIE_STATE_DIR", "/tmp/x"));
+        assert_eq!(
+            from_env(&env(&pairs)).unwrap().state_dir,
+            PathBuf::from("/tmp/x")
+        );
+        pairs.pop();
+        pairs.push(("TORTIE_STATE_DIR", "relative/dir"));
+        let e = from_env(&env(&pairs)).unwrap_err();
+        assert!(e.to_string().contains("TORTIE_STATE_DIR"), "{e}");
     }
 
     #[test]

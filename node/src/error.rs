@@ -54,6 +54,12 @@ pub enum AgentError {
     Kube(String),
     #[error("no node address: {0}")]
     NoAddress(String),
+    #[error("{path}: {source}")]
+    StateFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl AgentError {

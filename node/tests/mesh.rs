@@ -97,6 +97,19 @@ fn three_agents_mesh_route_and_ping_across_nodes() -> Result<()> {
         "{body}"
     );
 
+    // The CNI plugin's inputs: the node name, and the pod MTU felix computed — the
+    // uplink's own MTU, as this pool encapsulates nothing.
+    for n in &nodes {
+        let nodename = std::fs::read_to_string(n.state.join("nodename"))?;
+        assert_eq!(nodename, n.name);
+        let link = n.host.exec("cat", &["/sys/class/net/eth0/mtu"])?;
+        let uplink = String::from_utf8_lossy(&link.stdout).trim().to_string();
+        let mtu = wait_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            std::fs::read_to_string(n.state.join("mtu")).map_err(anyhow::Error::from)
+        })?;
+        assert_eq!(mtu.trim(), uplink, "pod MTU file of {}", n.name);
+    }
+
     // Kill n1's agent (no clean stop): nothing is withdrawn from the kernels.
     let n1_block = format!("{} via 10.0.0.1", block_of(pods[0].1));
     let before = nodes[0].routes();

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -23,7 +23,7 @@ pub enum Ds {
     Kube(PathBuf),
 }
 
-fn node_env(cmd: &mut Command, name: &str, ip: &str, ds: &Ds, status: &str) {
+fn node_env(cmd: &mut Command, name: &str, ip: &str, ds: &Ds, status: &str, state: &Path) {
     match ds {
         Ds::Etcd(ep) => cmd
             .env("DATASTORE_TYPE", "etcdv3")
@@ -36,6 +36,7 @@ fn node_env(cmd: &mut Command, name: &str, ip: &str, ds: &Ds, status: &str) {
         .env("IP", ip)
         .env("CALICO_IPV4POOL_CIDR", "10.244.0.0/16")
         .env("TORTIE_STATUS_ADDR", status)
+        .env("TORTIE_STATE_DIR", state)
         .env("TORTIE_IN_SYNC_BOUND_SECS", "10")
         .env("RUST_LOG", "info");
 }
@@ -46,6 +47,8 @@ pub struct Node {
     pub name: String,
     pub ip: String,
     pub status: String,
+    /// The agent's state directory (`nodename`, `mtu` for the CNI plugin).
+    pub state: PathBuf,
 }
 
 impl Node {
@@ -57,11 +60,13 @@ impl Node {
         let host = lab.add_host(&name, &format!("{ip}/24"))?;
         host.ip(&["route", "add", "default", "dev", "eth0"])?;
         let status = host.dir("run")?.join("status.sock").display().to_string();
+        let state = host.dir("state")?;
         Ok(Node {
             host,
             name,
             ip,
             status,
+            state,
         })
     }
 
@@ -73,6 +78,7 @@ impl Node {
             &format!("{}/24", self.ip),
             ds,
             &self.status,
+            &self.state,
         );
         c
     }
