@@ -316,16 +316,11 @@ fn apply<K: Resource + Clone + PartialEq>(
 
 /// Writes `dir/name` atomically (temporary file + rename): the CNI plugin may read it at
 /// any moment and must never see a half-written value.
-fn write_state_file(dir: &std::path::Path, name: &str, value: &str) -> Result<(), AgentError> {
-    let path = dir.join(name);
-    let err = |source| AgentError::StateFile {
-        path: path.display().to_string(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(err)?;
+fn write_state_file(dir: &std::path::Path, name: &str, value: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, value).map_err(err)?;
-    std::fs::rename(&tmp, &path).map_err(err)
+    std::fs::write(&tmp, value)?;
+    std::fs::rename(&tmp, dir.join(name))
 }
 
 /// Runs the agent until `stop` resolves.
@@ -343,7 +338,12 @@ pub async fn run(
     register(&ds, &cfg, addr).await?;
     tracing::info!(node = %cfg.node_name, %addr, "registered");
 
-    write_state_file(&cfg.state_dir, "nodename", &cfg.node_name)?;
+    write_state_file(&cfg.state_dir, "nodename", &cfg.node_name).map_err(|source| {
+        AgentError::StateFile {
+            path: cfg.state_dir.join("nodename").display().to_string(),
+            source,
+        }
+    })?;
     let mut route_cfg =
         tortie_felix::route::ReconcilerConfig::new(&cfg.node_name, Netns::current());
     // The pod MTU for the CNI plugin, rewritten whenever felix's calculation changes it.
