@@ -1,7 +1,9 @@
 //! The agent's driver: connects the datastore, registers the node, starts felix's route
-//! reconciler, the BGP speaker and the status server, and runs one owner loop fed by one
-//! channel (datastore watch events of every kind, BGP route events, a tick). Decisions
-//! live in [`crate::plan`]; this module only moves data and calls the components.
+//! reconciler, the BGP speaker, the status server and the health listener, and runs one
+//! owner loop fed by one channel (datastore watch events of every kind, BGP route events,
+//! a tick) that also answers the health listener's queries. Decisions live in
+//! [`crate::plan`] and [`crate::health`]; this module only moves data and calls the
+//! components.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -11,7 +13,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use ipnetwork::IpNetwork;
 use kube::Resource;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tortie_bgp::speaker::{PeerConfig, RouteEvent, Speaker, SpeakerConfig, State};
@@ -352,7 +354,8 @@ pub async fn run(
         .await
         .map_err(|source| AgentError::Felix { source })?;
     let felix_tx = felix.input_tx.clone();
-    let policy_tx = crate::policy::spawn(&cfg.node_name).map_err(AgentError::Policy)?;
+    let policy = crate::policy::spawn(&cfg.node_name).map_err(AgentError::Policy)?;
+    let policy_tx = policy.input_tx.clone();
 
     let (tx, mut rx) = mpsc::channel::<Msg>(1024);
     let _watches = [
@@ -461,6 +464,32 @@ pub async fn run(
         }))
     };
 
+    let (health_tx, mut health_rx) = mpsc::channel::<crate::health_server::AgentQuery>(16);
+    let _health = match cfg.health_addr {
+        None => None,
+        Some(addr) => {
+            let listener =
+                crate::health_server::bind(addr)
+                    .await
+                    .map_err(|source| AgentError::Health {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
+            tracing::info!(%addr, "health: /liveness /readiness /metrics");
+            let sources = crate::health_server::Sources {
+                agent_tx: health_tx,
+                speaker: speaker.as_ref().map(|(s, _)| s.clone()),
+            };
+            Some(Owned(tokio::spawn(crate::health_server::serve(
+                listener,
+                move || {
+                    let s = sources.clone();
+                    async move { s.snapshot().await }
+                },
+            ))))
+        }
+    };
+
     let mut st = LoopState {
         me: cfg.node_name.clone(),
         cache: Cache::default(),
@@ -500,6 +529,12 @@ pub async fn run(
                     st.reconcile_bgp(s).await;
                 }
             }
+            Some(reply) = health_rx.recv() => {
+                let _ = reply.send(crate::health::AgentView {
+                    felix: alive(&felix.status),
+                    policy: alive(&policy.status),
+                });
+            }
             _ = tick.tick() => {
                 if st.check_in_sync(speaker_handle.as_ref()).await {
                     let _ = policy_tx.send(Input::InSync).await;
@@ -513,6 +548,13 @@ pub async fn run(
     // A clean stop: peers keep our routes for the GR time, felix keeps the kernel as is.
     drop(felix);
     Ok(())
+}
+
+/// The last published status of a component, or `None` when it has stopped (its
+/// sending side is gone).
+fn alive<T: Clone>(rx: &watch::Receiver<T>) -> Option<T> {
+    rx.has_changed().ok()?;
+    Some(rx.borrow().clone())
 }
 
 struct LoopState {

@@ -2,7 +2,8 @@
 //!
 //! Pure: no I/O. Owns the parsing of `NODENAME`, `IP`, `IP_AUTODETECTION_METHOD`, `AS`,
 //! the datastore choice (`DATASTORE_TYPE`, `KUBECONFIG`, `ETCD_ENDPOINTS`, `ETCD_PREFIX`),
-//! `CALICO_NETWORKING_BACKEND`, the `CALICO_IPV4POOL_*` default pool, and the
+//! `CALICO_NETWORKING_BACKEND`, the `CALICO_IPV4POOL_*` default pool, the health
+//! listener (`TORTIE_HEALTH_ADDR`), and the
 //! `first-found` address choice over an interface list read elsewhere.
 //!
 //! Datastore, as calico-node: `DATASTORE_TYPE=kubernetes` (the default) uses the
@@ -12,7 +13,7 @@
 //! such as `lab/up.sh` needs no extra variable).
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use ipnetwork::IpNetwork;
@@ -73,7 +74,14 @@ pub struct Config {
     /// Where the agent leaves `nodename` and `mtu` for the CNI plugin
     /// (`TORTIE_STATE_DIR`, default `/var/lib/tortie`, as calico-node's `/var/lib/calico`).
     pub state_dir: PathBuf,
+    /// Where `/liveness`, `/readiness` and `/metrics` are served (`TORTIE_HEALTH_ADDR`,
+    /// default [`DEFAULT_HEALTH_ADDR`] as calico-node's health port; `none` = off).
+    pub health_addr: Option<SocketAddr>,
 }
+
+/// The default of [`Config::health_addr`] (calico-node's health port, loopback only: the
+/// DaemonSet runs on the host network and the kubelet probes from the node itself).
+pub const DEFAULT_HEALTH_ADDR: &str = "127.0.0.1:9099";
 
 /// The default of [`Config::state_dir`]; `tortie-cni` reads `nodename` and `mtu` there.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/tortie";
@@ -163,6 +171,15 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
             format!("{} must be an absolute path", state_dir.display()),
         ));
     }
+    let health_addr = match get(env, "TORTIE_HEALTH_ADDR").unwrap_or(DEFAULT_HEALTH_ADDR) {
+        "none" => None,
+        t => Some(t.parse::<SocketAddr>().map_err(|_| {
+            bad(
+                "TORTIE_HEALTH_ADDR",
+                format!("{t:?}: expected IP:PORT (e.g. {DEFAULT_HEALTH_ADDR}) or none"),
+            )
+        })?),
+    };
     Ok(Config {
         node_name,
         ip,
@@ -173,6 +190,7 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         status_addr,
         in_sync_bound_secs,
         state_dir,
+        health_addr,
     })
 }
 
@@ -277,6 +295,31 @@ mod tests {
         let pool = c.default_pool.unwrap();
         assert_eq!(pool.spec.cidr.to_string(), "192.168.0.0/16");
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/tortie"));
+    }
+
+    #[test]
+    fn health_addr_default_none_and_errors() {
+        let base = [("NODENAME", "n1"), ("ETCD_ENDPOINTS", "http://e:2379")];
+        let with = |v: &str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("TORTIE_HEALTH_ADDR", v));
+            from_env(&env(&pairs))
+        };
+        assert_eq!(
+            from_env(&env(&base)).unwrap().health_addr,
+            Some("127.0.0.1:9099".parse().unwrap())
+        );
+        assert_eq!(with("none").unwrap().health_addr, None);
+        assert_eq!(
+            with("10.0.0.1:19099").unwrap().health_addr,
+            Some("10.0.0.1:19099".parse().unwrap())
+        );
+        let e = with("localhost").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"invalid TORTIE_HEALTH_ADDR: "localhost": expected IP:PORT (e.g. 127.0.0.1:9099) or none"#
+        );
+        assert!(with("127.0.0.1:99999").is_err());
     }
 
     #[test]

@@ -48,6 +48,12 @@ pub enum AgentError {
         #[source]
         source: tortie_ctl::status::StatusError,
     },
+    #[error("health listener TORTIE_HEALTH_ADDR={addr}: {source}")]
+    Health {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("felix policy (iptables): {0}")]
     Policy(String),
     #[error("Kubernetes datastore: {0}")]

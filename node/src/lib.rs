@@ -8,6 +8,8 @@
 //! - [`endpoints`]: every node's WorkloadEndpoints, labels and ports from their Pods on
 //!   Kubernetes (the datastore's per-node join, kept for each node).
 //! - [`agent`]: the driver (datastore watches, speaker, felix, status server).
+//! - [`health`] (pure): liveness, readiness and Prometheus metrics from one snapshot;
+//!   [`health_server`] serves them over HTTP (`TORTIE_HEALTH_ADDR`, port 9099).
 //! - [`policy`]: felix's policy state and iptables programmer on a thread of their own.
 //! - [`pod`]: the lab's pod-creation path (IPAM + cni plumbing + WorkloadEndpoint).
 
@@ -15,6 +17,8 @@ pub mod agent;
 pub mod config;
 pub mod endpoints;
 pub mod error;
+pub mod health;
+pub mod health_server;
 pub mod plan;
 pub mod pod;
 pub mod policy;

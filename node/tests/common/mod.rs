@@ -4,9 +4,11 @@
 //! `add-pod` path, and route reading. Each test binary uses a different subset.
 #![allow(dead_code)]
 
-use std::net::IpAddr;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use ipnetwork::Ipv4Network;
@@ -85,9 +87,42 @@ impl Node {
 
     /// Starts the agent in the node's namespace.
     pub fn start(&self, ds: &Ds, tag: &str) -> Result<Proc> {
-        Ok(self
+        self.start_with(ds, tag, &[])
+    }
+
+    /// Starts the agent with extra (or overriding) environment variables.
+    pub fn start_with(&self, ds: &Ds, tag: &str, env: &[(&str, &str)]) -> Result<Proc> {
+        let mut c = self.command(ds);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Ok(self.host.spawn_command(&format!("agent-{tag}"), c)?)
+    }
+
+    /// `GET path` on `addr` from inside the node's namespace (HTTP/1.0): the status code
+    /// and body, or the connection error.
+    pub fn http_get(&self, addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+        let request = format!("GET {path} HTTP/1.0\r\nHost: tortie\r\n\r\n");
+        let raw = self
             .host
-            .spawn_command(&format!("agent-{tag}"), self.command(ds))?)
+            .run_in(|| -> std::io::Result<String> {
+                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                s.write_all(request.as_bytes())?;
+                let mut out = String::new();
+                s.read_to_string(&mut out)?;
+                Ok(out)
+            })?
+            .with_context(|| format!("GET {path} from {addr} in {}", self.name))?;
+        let (head, body) = raw
+            .split_once("\r\n\r\n")
+            .with_context(|| format!("no HTTP head in {raw:?}"))?;
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .with_context(|| format!("no status code in {head:?}"))?;
+        Ok((code, body.to_string()))
     }
 
     /// Creates pod `namespace/pod` on this node with `tortie-node add-pod` (IPAM, veth,
