@@ -27,7 +27,8 @@ use tortie_datastore::{
 };
 use tortie_felix::input::Input;
 
-use crate::config::{Backend, Config, DatastoreConfig, NodeIp, first_found};
+use crate::autodetect::Method;
+use crate::config::{Backend, Config, DatastoreConfig, NodeIp};
 use crate::error::AgentError;
 use crate::plan::{self, Cache};
 
@@ -95,11 +96,13 @@ pub async fn connect(cfg: &Config) -> Result<Datastore, AgentError> {
     }
 }
 
-/// The node address: the configured one, or first-found over this namespace's links.
+/// The node address: the configured one, or the one `IP_AUTODETECTION_METHOD` picks
+/// from this namespace's interfaces ([`crate::autodetect`]).
 pub async fn node_address(cfg: &Config) -> Result<IpNetwork, AgentError> {
-    if let NodeIp::Fixed(n) = cfg.ip {
-        return Ok(n);
-    }
+    let method = match &cfg.ip {
+        NodeIp::Fixed(n) => return Ok(*n),
+        NodeIp::Autodetect(m) => m,
+    };
     let felix = |source| AgentError::Felix { source };
     let h = Netns::current()
         .connect()
@@ -111,15 +114,62 @@ pub async fn node_address(cfg: &Config) -> Result<IpNetwork, AgentError> {
         .await
         .map_err(felix)?;
     let names: BTreeMap<u32, String> = links.into_iter().map(|l| (l.index, l.name)).collect();
-    let addrs = tortie_felix::route::kernel::list_addrs(&h)
+    let mut addrs = tortie_felix::route::kernel::list_addrs(&h)
         .await
         .map_err(felix)?;
+    // Interface order, then each interface's addresses in kernel order.
+    addrs.sort_by_key(|(i, _)| *i);
     let named: Vec<(String, IpNetwork)> = addrs
         .into_iter()
         .filter_map(|(i, a)| Some((names.get(&i)?.clone(), a)))
         .collect();
-    first_found(&named)
-        .ok_or_else(|| AgentError::NoAddress("first-found found no IPv4 address".into()))
+    let found = match method {
+        Method::CanReach(dest) => {
+            let ip = source_towards(dest).await.map_err(|e| {
+                AgentError::NoAddress(format!(
+                    "{}={}: {e}",
+                    crate::autodetect::VAR,
+                    method.describe()
+                ))
+            })?;
+            Some(crate::autodetect::with_mask(ip, &named))
+        }
+        _ => crate::autodetect::select(method, &named),
+    };
+    let found = found.ok_or_else(|| {
+        AgentError::NoAddress(format!(
+            "{}={} found no valid IPv4 address",
+            crate::autodetect::VAR,
+            method.describe()
+        ))
+    })?;
+    tracing::info!(method = %method.describe(), address = %found, "autodetected node address");
+    Ok(found)
+}
+
+/// The source address the kernel picks towards `dest` (an IPv4 address or a host
+/// name): a UDP socket is connected (which sends nothing) and asked for its own address.
+async fn source_towards(dest: &str) -> Result<Ipv4Addr, String> {
+    let target = match dest.parse::<Ipv4Addr>() {
+        Ok(ip) => SocketAddr::new(IpAddr::V4(ip), 80),
+        Err(_) => tokio::net::lookup_host((dest, 80))
+            .await
+            .map_err(|e| format!("resolve {dest}: {e}"))?
+            .find(|a| a.is_ipv4())
+            .ok_or_else(|| format!("{dest} has no IPv4 address"))?,
+    };
+    let sock = tokio::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+        .await
+        .map_err(|e| format!("UDP socket: {e}"))?;
+    sock.connect(target)
+        .await
+        .map_err(|e| format!("no route to {target}: {e}"))?;
+    match sock.local_addr().map_err(|e| format!("getsockname: {e}"))? {
+        SocketAddr::V4(a) if !a.ip().is_unspecified() => Ok(*a.ip()),
+        other => Err(format!(
+            "the kernel chose no IPv4 source towards {target} ({other})"
+        )),
+    }
 }
 
 /// Creates the default pool; one that exists already is left alone.

@@ -1,10 +1,10 @@
 //! Agent configuration from the environment (calico-node's variables) and flags.
 //!
-//! Pure: no I/O. Owns the parsing of `NODENAME`, `IP`, `IP_AUTODETECTION_METHOD`, `AS`,
+//! Pure: no I/O. Owns the parsing of `NODENAME`, `IP`, `IP_AUTODETECTION_METHOD` (the
+//! methods themselves live in [`crate::autodetect`]), `AS`,
 //! the datastore choice (`DATASTORE_TYPE`, `KUBECONFIG`, `ETCD_ENDPOINTS`, `ETCD_PREFIX`),
 //! `CALICO_NETWORKING_BACKEND`, the `CALICO_IPV4POOL_*` default pool, the health
-//! listener (`TORTIE_HEALTH_ADDR`), and the
-//! `first-found` address choice over an interface list read elsewhere.
+//! listener (`TORTIE_HEALTH_ADDR`).
 //!
 //! Datastore, as calico-node: `DATASTORE_TYPE=kubernetes` (the default) uses the
 //! kubeconfig file named by `KUBECONFIG` when set, else the pod's in-cluster service
@@ -13,12 +13,13 @@
 //! such as `lab/up.sh` needs no extra variable).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use ipnetwork::IpNetwork;
 use tortie_crds::IpPool;
 
+use crate::autodetect::Method;
 use crate::error::ConfigError;
 
 /// `CALICO_NETWORKING_BACKEND`.
@@ -52,8 +53,8 @@ pub const DATASTORE_TYPES: &str = "kubernetes, etcdv3";
 pub enum NodeIp {
     /// `IP=10.0.0.5/24`: given with its mask.
     Fixed(IpNetwork),
-    /// `IP=autodetect` (or unset): first-found.
-    Autodetect,
+    /// `IP=autodetect` (or unset): by `IP_AUTODETECTION_METHOD`.
+    Autodetect(Method),
 }
 
 /// Everything the agent needs to start.
@@ -103,8 +104,11 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
     if node_name.len() > 253 || node_name.contains('/') {
         return Err(bad("NODENAME", format!("{node_name:?} is not a node name")));
     }
+    // As calico-node: the method is read only when the address is to be detected.
     let ip = match get(env, "IP") {
-        None | Some("autodetect") => NodeIp::Autodetect,
+        None | Some("autodetect") => {
+            NodeIp::Autodetect(Method::parse(get(env, crate::autodetect::VAR))?)
+        }
         Some(text) => {
             if !text.contains('/') {
                 return Err(bad("IP", format!("{text:?} needs its mask (10.0.0.5/24)")));
@@ -126,15 +130,6 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
                 .get(),
         ),
     };
-    match get(env, "IP_AUTODETECTION_METHOD") {
-        None | Some("first-found") => {}
-        Some(o) => {
-            return Err(bad(
-                "IP_AUTODETECTION_METHOD",
-                format!("{o:?}: only first-found is supported (or set IP to the address)"),
-            ));
-        }
-    }
     let datastore = datastore_from_env(env)?;
     let backend = match get(env, "CALICO_NETWORKING_BACKEND") {
         None | Some("bird") => Backend::Bird,
@@ -238,32 +233,6 @@ pub fn datastore_from_env(env: &BTreeMap<String, String>) -> Result<DatastoreCon
     }
 }
 
-/// Interface prefixes `first-found` skips (Calico's defaults).
-pub const SKIPPED_IFACES: &[&str] = &[
-    "docker",
-    "cbr",
-    "veth",
-    "cali",
-    "tunl",
-    "kube-ipvs",
-    "vxlan.calico",
-    "lo",
-];
-
-/// Calico's `first-found`: the first global IPv4 address, in interface order, of an
-/// interface not named like a container/tunnel device. `addrs` is (interface, address
-/// with mask) in kernel order.
-pub fn first_found(addrs: &[(String, IpNetwork)]) -> Option<IpNetwork> {
-    addrs
-        .iter()
-        .filter(|(iface, _)| !SKIPPED_IFACES.iter().any(|p| iface.starts_with(p)))
-        .map(|(_, a)| *a)
-        .find(|a| match a.ip() {
-            IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
-            IpAddr::V6(_) => false,
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,7 +252,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.node_name, "n1");
-        assert_eq!(c.ip, NodeIp::Autodetect);
+        assert_eq!(c.ip, NodeIp::Autodetect(Method::FirstFound));
         assert_eq!(c.backend, Backend::Bird);
         assert_eq!(
             c.datastore,
@@ -444,33 +413,30 @@ mod tests {
     }
 
     #[test]
-    fn autodetection_method_first_found_only() {
-        let ok = from_env(&env(&[
+    fn autodetection_method_is_read_when_autodetecting() {
+        let c = from_env(&env(&[
             ("NODENAME", "n"),
             ("IP", "autodetect"),
-            ("IP_AUTODETECTION_METHOD", "first-found"),
-        ]));
-        assert!(ok.is_ok(), "{ok:?}");
+            ("IP_AUTODETECTION_METHOD", "can-reach=10.0.0.1"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.ip,
+            NodeIp::Autodetect(Method::CanReach("10.0.0.1".into()))
+        );
         let e = from_env(&env(&[
             ("NODENAME", "n"),
-            ("IP_AUTODETECTION_METHOD", "can-reach=8.8.8.8"),
+            ("IP_AUTODETECTION_METHOD", "interface=("),
         ]))
         .unwrap_err();
         assert!(e.to_string().contains("IP_AUTODETECTION_METHOD"), "{e}");
-    }
-
-    #[test]
-    fn first_found_skips_container_devices() {
-        let a = |i: &str, n: &str| (i.to_string(), n.parse::<IpNetwork>().unwrap());
-        let addrs = vec![
-            a("lo", "127.0.0.1/8"),
-            a("docker0", "172.17.0.1/16"),
-            a("cali1234", "169.254.1.1/32"),
-            a("vxlan.calico", "10.244.0.1/32"),
-            a("eth0", "10.0.0.5/24"),
-            a("eth1", "10.1.0.5/24"),
-        ];
-        assert_eq!(first_found(&addrs), Some("10.0.0.5/24".parse().unwrap()));
-        assert_eq!(first_found(&addrs[..4]), None);
+        // A fixed address never consults the method (calico-node does the same).
+        let c = from_env(&env(&[
+            ("NODENAME", "n"),
+            ("IP", "10.0.0.5/24"),
+            ("IP_AUTODETECTION_METHOD", "kubernetes-internal-ip"),
+        ]))
+        .unwrap();
+        assert_eq!(c.ip, NodeIp::Fixed("10.0.0.5/24".parse().unwrap()));
     }
 }

@@ -3,7 +3,9 @@
 //! datastore objects to felix's route reconciler, and serves the peer table for
 //! `tortiectl node status`.
 //!
-//! - [`config`] (pure): calico-node's environment variables, first-found autodetection.
+//! - [`config`] (pure): calico-node's environment variables.
+//! - [`autodetect`] (pure): `IP_AUTODETECTION_METHOD` (first-found, interface=,
+//!   skip-interface=, cidr=, can-reach=) over an interface list.
 //! - [`plan`] (pure): mesh and BGPPeer peers, exports, felix input translation.
 //! - [`endpoints`]: every node's WorkloadEndpoints, labels and ports from their Pods on
 //!   Kubernetes (the datastore's per-node join, kept for each node).
@@ -14,6 +16,7 @@
 //! - [`pod`]: the lab's pod-creation path (IPAM + cni plumbing + WorkloadEndpoint).
 
 pub mod agent;
+pub mod autodetect;
 pub mod config;
 pub mod endpoints;
 pub mod error;

@@ -1,6 +1,7 @@
 //! Thin binary: `tortie-node` runs the agent (configuration from the environment, as
 //! calico-node); `tortie-node add-pod --namespace N --pod P --netns PATH` creates a pod
-//! for the lab. Configuration errors exit with code 64.
+//! for the lab; `tortie-node detect-ip` prints the node address the agent would register
+//! (`IP`, else `IP_AUTODETECTION_METHOD`). Configuration errors exit with code 64.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +20,8 @@ struct Cli {
 enum Cmd {
     /// Run the agent (the default).
     Run,
+    /// Print the node address the agent would register (`IP`, else autodetected).
+    DetectIp,
     /// Assign an address, plumb a pod's veth and write its WorkloadEndpoint.
     AddPod {
         #[arg(long)]
@@ -73,6 +76,9 @@ fn main() -> ExitCode {
                     }
                 };
                 tortie_node::agent::run(cfg, stop).await?;
+            }
+            Cmd::DetectIp => {
+                println!("{}", tortie_node::agent::node_address(&cfg).await?);
             }
             Cmd::AddPod {
                 namespace,
