@@ -97,8 +97,9 @@ pub async fn connect(cfg: &Config) -> Result<Datastore, AgentError> {
 }
 
 /// The node address: the configured one, or the one `IP_AUTODETECTION_METHOD` picks
-/// from this namespace's interfaces ([`crate::autodetect`]).
-pub async fn node_address(cfg: &Config) -> Result<IpNetwork, AgentError> {
+/// from this namespace's interfaces ([`crate::autodetect`]). `ds` is needed only for
+/// `kubernetes-internal-ip` (the Kubernetes Node is read from it).
+pub async fn node_address(cfg: &Config, ds: Option<&Datastore>) -> Result<IpNetwork, AgentError> {
     let method = match &cfg.ip {
         NodeIp::Fixed(n) => return Ok(*n),
         NodeIp::Autodetect(m) => m,
@@ -134,6 +135,15 @@ pub async fn node_address(cfg: &Config) -> Result<IpNetwork, AgentError> {
             })?;
             Some(crate::autodetect::with_mask(ip, &named))
         }
+        Method::KubernetesInternalIp => {
+            let ip = kube_internal_ip(ds, &cfg.node_name).await.map_err(|e| {
+                AgentError::NoAddress(format!(
+                    "{}=kubernetes-internal-ip: {e}",
+                    crate::autodetect::VAR
+                ))
+            })?;
+            Some(crate::autodetect::with_mask(ip, &named))
+        }
         _ => crate::autodetect::select(method, &named),
     };
     let found = found.ok_or_else(|| {
@@ -145,6 +155,23 @@ pub async fn node_address(cfg: &Config) -> Result<IpNetwork, AgentError> {
     })?;
     tracing::info!(method = %method.describe(), address = %found, "autodetected node address");
     Ok(found)
+}
+
+/// The first IPv4 `InternalIP` of the Kubernetes Node `name`.
+async fn kube_internal_ip(ds: Option<&Datastore>, name: &str) -> Result<Ipv4Addr, String> {
+    let ds = match ds {
+        Some(ds @ Datastore::Kube(_)) => ds,
+        _ => return Err("needs DATASTORE_TYPE=kubernetes".into()),
+    };
+    let node = ds
+        .store::<tortie_crds::Node>()
+        .get(&ObjectKey::cluster(name))
+        .await
+        .map_err(|e| format!("get Node {name}: {e}"))?
+        .ok_or_else(|| format!("no Kubernetes Node {name}"))?;
+    let addrs = node.status.and_then(|s| s.addresses).unwrap_or_default();
+    crate::autodetect::internal_ipv4(addrs.iter().map(|a| (a.type_.as_str(), a.address.as_str())))
+        .ok_or_else(|| format!("Node {name} has no IPv4 InternalIP in status.addresses"))
 }
 
 /// The source address the kernel picks towards `dest` (an IPv4 address or a host
@@ -381,7 +408,7 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let ds = connect(&cfg).await?;
-    let addr = node_address(&cfg).await?;
+    let addr = node_address(&cfg, Some(&ds)).await?;
     let router_id = match addr.ip() {
         IpAddr::V4(v) => v,
         IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,

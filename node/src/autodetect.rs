@@ -19,6 +19,9 @@
 //! - `can-reach=DEST`: the address the kernel would send from towards `DEST` (an IPv4
 //!   address or a host name), with the mask of the interface that carries it (`/32`
 //!   when none does).
+//! - `kubernetes-internal-ip` (Kubernetes datastore only): the first IPv4 `InternalIP`
+//!   of this node's Kubernetes Node ([`internal_ipv4`]), with its interface's mask as
+//!   for `can-reach`.
 //!
 //! A valid address is IPv4 global unicast: not loopback, link-local, multicast,
 //! broadcast or unspecified.
@@ -88,10 +91,12 @@ pub enum Method {
     Cidr(Vec<IpNetwork>),
     /// An IPv4 address or a host name.
     CanReach(String),
+    /// The Kubernetes Node's `InternalIP`.
+    KubernetesInternalIp,
 }
 
-const METHODS: &str =
-    "first-found, interface=REGEX, skip-interface=REGEX, cidr=CIDR, can-reach=DEST";
+const METHODS: &str = "first-found, interface=REGEX, skip-interface=REGEX, cidr=CIDR, \
+                       can-reach=DEST, kubernetes-internal-ip";
 
 fn bad(reason: String) -> ConfigError {
     ConfigError::Invalid {
@@ -161,9 +166,7 @@ impl Method {
             };
         }
         if text == "kubernetes-internal-ip" {
-            return Err(bad(format!(
-                "{text:?} is not supported yet (use one of {METHODS}, or set IP)"
-            )));
+            return Ok(Method::KubernetesInternalIp);
         }
         Err(bad(format!("unknown method {text:?} ({METHODS})")))
     }
@@ -183,6 +186,7 @@ impl Method {
                     .join(",")
             ),
             Method::CanReach(d) => format!("can-reach={d}"),
+            Method::KubernetesInternalIp => "kubernetes-internal-ip".into(),
         }
     }
 }
@@ -214,8 +218,8 @@ fn excluded_by_default(name: &str) -> bool {
     EXCLUDED.iter().any(|r| r.is_match(name))
 }
 
-/// Chooses the address for every method but `can-reach` (which needs the kernel; `None`
-/// for it). `addrs` is (interface, address with mask) in kernel order.
+/// Chooses the address for every method but `can-reach` and `kubernetes-internal-ip`
+/// (which need the kernel or the API; `None` for them). `addrs` is (interface, address with mask) in kernel order.
 pub fn select(method: &Method, addrs: &[(String, IpNetwork)]) -> Option<IpNetwork> {
     let usable = |(iface, a): &&(String, IpNetwork)| {
         valid(a.ip())
@@ -226,7 +230,7 @@ pub fn select(method: &Method, addrs: &[(String, IpNetwork)]) -> Option<IpNetwor
                     !excluded_by_default(iface) && !p.iter().any(|p| p.matches(iface))
                 }
                 Method::Cidr(c) => c.iter().any(|c| c.contains(a.ip())),
-                Method::CanReach(_) => false,
+                Method::CanReach(_) | Method::KubernetesInternalIp => false,
             }
     };
     addrs.iter().find(usable).map(|(_, a)| *a)
@@ -240,6 +244,17 @@ pub fn with_mask(ip: Ipv4Addr, addrs: &[(String, IpNetwork)]) -> IpNetwork {
         .map(|(_, a)| *a)
         .find(|a| a.ip() == IpAddr::V4(ip))
         .unwrap_or_else(|| IpNetwork::V4(ip.into()))
+}
+
+/// The first IPv4 `InternalIP` among a Kubernetes Node's `status.addresses`, given as
+/// (type, address) pairs.
+pub fn internal_ipv4<'a>(
+    addresses: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<Ipv4Addr> {
+    addresses
+        .into_iter()
+        .filter(|(ty, _)| *ty == "InternalIP")
+        .find_map(|(_, a)| a.trim().parse::<Ipv4Addr>().ok())
 }
 
 #[cfg(test)]
@@ -341,6 +356,22 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_internal_ip_takes_the_first_ipv4_internal_address() {
+        assert_eq!(m("kubernetes-internal-ip"), Method::KubernetesInternalIp);
+        assert_eq!(select(&Method::KubernetesInternalIp, &addrs()), None);
+        let status = [
+            ("Hostname", "n1"),
+            ("ExternalIP", "203.0.113.5"),
+            ("InternalIP", "fd00::5"),
+            ("InternalIP", "10.1.0.5"),
+            ("InternalIP", "10.0.0.5"),
+        ];
+        assert_eq!(internal_ipv4(status), Some("10.1.0.5".parse().unwrap()));
+        assert_eq!(internal_ipv4([("ExternalIP", "203.0.113.5")]), None);
+        assert_eq!(internal_ipv4([("InternalIP", "not an ip")]), None);
+    }
+
+    #[test]
     fn errors_name_the_variable_and_the_bad_part() {
         let err = |t: &str| Method::parse(Some(t)).unwrap_err().to_string();
         let e = err("interface=eth0,eth[");
@@ -377,9 +408,9 @@ mod tests {
         assert_eq!(
             err("nic=eth0"),
             "invalid IP_AUTODETECTION_METHOD: unknown method \"nic=eth0\" (first-found, \
-             interface=REGEX, skip-interface=REGEX, cidr=CIDR, can-reach=DEST)"
+             interface=REGEX, skip-interface=REGEX, cidr=CIDR, can-reach=DEST, \
+             kubernetes-internal-ip)"
         );
-        assert!(err("kubernetes-internal-ip").contains("not supported yet"));
     }
 
     #[test]
@@ -390,6 +421,7 @@ mod tests {
             "skip-interface=^eth1$",
             "cidr=10.0.0.0/8,192.168.0.0/16",
             "can-reach=10.0.0.1",
+            "kubernetes-internal-ip",
         ] {
             assert_eq!(m(t).describe(), t);
             assert_eq!(m(&m(t).describe()), m(t));

@@ -78,7 +78,17 @@ fn main() -> ExitCode {
                 tortie_node::agent::run(cfg, stop).await?;
             }
             Cmd::DetectIp => {
-                println!("{}", tortie_node::agent::node_address(&cfg).await?);
+                // The datastore only when the method reads the Kubernetes Node.
+                let ds = match &cfg.ip {
+                    tortie_node::NodeIp::Autodetect(
+                        tortie_node::autodetect::Method::KubernetesInternalIp,
+                    ) => Some(tortie_node::agent::connect(&cfg).await?),
+                    _ => None,
+                };
+                println!(
+                    "{}",
+                    tortie_node::agent::node_address(&cfg, ds.as_ref()).await?
+                );
             }
             Cmd::AddPod {
                 namespace,

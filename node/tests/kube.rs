@@ -7,7 +7,8 @@
 //! agent restart) allows it, denies it and allows it again — every denial paired with an
 //! allowed probe to a pod on the same node. Last, BGPPeers (global, and one selecting a
 //! Kubernetes Node label) and a BGPConfiguration made through the API reach the agents'
-//! peer tables (status socket) and kernel routes.
+//! peer tables (status socket) and kernel routes; `detect-ip` with
+//! `IP_AUTODETECTION_METHOD=kubernetes-internal-ip` reads each Node's InternalIP.
 //!
 //! The API server listens on 127.0.0.1 of the test's own namespace; each lab host gets a
 //! relay on its own 127.0.0.1 at the same port (a listener made inside the host, copied
@@ -275,11 +276,16 @@ fn agents_on_kubernetes_mesh_route_and_follow_pod_labels() -> Result<()> {
     // Kubernetes Node n1 (not of its TortieNode) joins n1's only. Turning the mesh off in
     // the `default` configuration then drops the mesh peer (and with it n2's block from
     // n1's kernel) while the other peers stay.
-    for (n, zone) in [(&nodes[0], "z1"), (&nodes[1], "z2")] {
+    // Their InternalIPs are for IP_AUTODETECTION_METHOD=kubernetes-internal-ip below.
+    for (n, zone, internal) in [(&nodes[0], "z1", "10.0.5.1"), (&nodes[1], "z2", "10.0.0.2")] {
         let node: KubeNode = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1",
             "kind": "Node",
-            "metadata": {"name": n.name, "labels": {"zone": zone}}
+            "metadata": {"name": n.name, "labels": {"zone": zone}},
+            "status": {"addresses": [
+                {"type": "Hostname", "address": n.name},
+                {"type": "InternalIP", "address": internal}
+            ]}
         }))?;
         rt.block_on(ds.store::<KubeNode>().create(&node))?;
     }
@@ -343,6 +349,27 @@ fn agents_on_kubernetes_mesh_route_and_follow_pod_labels() -> Result<()> {
     .with_context(logs)?;
     for a in &agents {
         a.check_running()?;
+    }
+
+    // kubernetes-internal-ip: the Node's InternalIP with the mask of the interface that
+    // carries it (n1: a second address on eth0, not what first-found would pick).
+    nodes[0].host.add_addr("eth0", "10.0.5.1/16")?;
+    for (n, want) in [(&nodes[0], "10.0.5.1/16"), (&nodes[1], "10.0.0.2/24")] {
+        let mut c = n.host.command(common::BIN);
+        c.arg("detect-ip")
+            .env("DATASTORE_TYPE", "kubernetes")
+            .env("KUBECONFIG", server.kubeconfig_path())
+            .env("NODENAME", &n.name)
+            .env("IP_AUTODETECTION_METHOD", "kubernetes-internal-ip")
+            .env_remove("IP");
+        let out = c.output()?;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want,
+            "{}: {}",
+            n.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(())
 }
