@@ -5,7 +5,8 @@
 //!
 //! - [`config`] (pure): calico-node's environment variables.
 //! - [`autodetect`] (pure): `IP_AUTODETECTION_METHOD` (first-found, interface=,
-//!   skip-interface=, cidr=, can-reach=) over an interface list.
+//!   skip-interface=, cidr=, can-reach=, kubernetes-internal-ip) over an interface
+//!   list; [`address`] reads the kernel (and the Node) for it.
 //! - [`plan`] (pure): mesh and BGPPeer peers, exports, felix input translation.
 //! - [`endpoints`]: every node's WorkloadEndpoints, labels and ports from their Pods on
 //!   Kubernetes (the datastore's per-node join, kept for each node).
@@ -15,6 +16,7 @@
 //! - [`policy`]: felix's policy state and iptables programmer on a thread of their own.
 //! - [`pod`]: the lab's pod-creation path (IPAM + cni plumbing + WorkloadEndpoint).
 
+pub mod address;
 pub mod agent;
 pub mod autodetect;
 pub mod config;

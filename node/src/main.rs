@@ -87,7 +87,7 @@ fn main() -> ExitCode {
                 };
                 println!(
                     "{}",
-                    tortie_node::agent::node_address(&cfg, ds.as_ref()).await?
+                    tortie_node::address::node_address(&cfg, ds.as_ref()).await?
                 );
             }
             Cmd::AddPod {
