@@ -9,8 +9,10 @@
 //!
 //! Pure parts: [`endpoint_with_pod`] (the join of one endpoint with its Pod) and
 //! [`EndpointJoin`] (join state: endpoint and pod events in, endpoint events out; no I/O,
-//! no clock). Thin driver: [`watch_endpoints`] (list + watch of the node's endpoints and,
-//! on Kubernetes, its Pods via `spec.nodeName=<node>`, fed through the join state).
+//! no clock), and [`ClusterJoin`] (one join per node, for every node's endpoints). Thin
+//! driver: [`watch_endpoints`] (list + watch of the node's endpoints and, on Kubernetes,
+//! its Pods via `spec.nodeName=<node>`, fed through the join state) and
+//! [`watch_all_endpoints`] (every node's, through [`ClusterJoin`]).
 //!
 //! Kubernetes semantics chosen here:
 //! - An endpoint whose Pod is not (or no longer) known is not emitted (or is emitted as
@@ -32,6 +34,10 @@ use std::collections::BTreeMap;
 use futures::{StreamExt, future, stream};
 use k8s_openapi::api::core::v1::Pod;
 use tortie_crds::endpoint::{EndpointPort, Protocol, WorkloadEndpoint};
+
+mod cluster;
+
+pub use cluster::ClusterJoin;
 
 use crate::Datastore;
 use crate::error::Result;
@@ -246,19 +252,68 @@ enum Input {
 /// backend resync of either input is turned into the differences it causes. `Err` items
 /// are passed on as the underlying watches report them; the stream does not end.
 pub async fn watch_endpoints(ds: &Datastore, node: &str) -> Result<WatchStream<WorkloadEndpoint>> {
+    let pods = Filter::all().with_fields(format!("spec.nodeName={node}"));
+    drive(ds, &pods, |source| EndpointJoin::new(node, source)).await
+}
+
+/// Every node's WorkloadEndpoints, joined as [`watch_endpoints`] joins one node's (through
+/// [`ClusterJoin`]), with the same stream shape: what the node agent feeds felix, which
+/// needs remote endpoints' labels for policy rules that select pods.
+pub async fn watch_all_endpoints(ds: &Datastore) -> Result<WatchStream<WorkloadEndpoint>> {
+    drive(ds, &Filter::all(), ClusterJoin::new).await
+}
+
+/// Join state the driver feeds: one node's ([`EndpointJoin`]) or the cluster's
+/// ([`ClusterJoin`]).
+trait Join: Send + 'static {
+    fn on_endpoint(&mut self, ev: Event<WorkloadEndpoint>) -> Vec<Event<WorkloadEndpoint>>;
+    fn on_pod(&mut self, ev: Event<Pod>) -> Vec<Event<WorkloadEndpoint>>;
+    fn current(&self) -> Vec<WorkloadEndpoint>;
+}
+
+impl Join for EndpointJoin {
+    fn on_endpoint(&mut self, ev: Event<WorkloadEndpoint>) -> Vec<Event<WorkloadEndpoint>> {
+        EndpointJoin::on_endpoint(self, ev)
+    }
+    fn on_pod(&mut self, ev: Event<Pod>) -> Vec<Event<WorkloadEndpoint>> {
+        EndpointJoin::on_pod(self, ev)
+    }
+    fn current(&self) -> Vec<WorkloadEndpoint> {
+        EndpointJoin::current(self)
+    }
+}
+
+impl Join for ClusterJoin {
+    fn on_endpoint(&mut self, ev: Event<WorkloadEndpoint>) -> Vec<Event<WorkloadEndpoint>> {
+        ClusterJoin::on_endpoint(self, ev)
+    }
+    fn on_pod(&mut self, ev: Event<Pod>) -> Vec<Event<WorkloadEndpoint>> {
+        ClusterJoin::on_pod(self, ev)
+    }
+    fn current(&self) -> Vec<WorkloadEndpoint> {
+        ClusterJoin::current(self)
+    }
+}
+
+/// The driver: list + watch of every WorkloadEndpoint and, on Kubernetes, of the Pods
+/// `pods` selects, fed through the join state `make` builds for the backend.
+async fn drive<J: Join>(
+    ds: &Datastore,
+    pods: &Filter,
+    make: impl FnOnce(LabelSource) -> J,
+) -> Result<WatchStream<WorkloadEndpoint>> {
     let weps = ds.store::<WorkloadEndpoint>();
     let wep_list = weps.list(&Filter::all()).await?;
     let (source, pod_list) = match ds {
         Datastore::Etcd(_) => (LabelSource::Endpoint, None),
         Datastore::Kube(_) => {
-            let filter = Filter::all().with_fields(format!("spec.nodeName={node}"));
-            let pods = ds.store::<Pod>();
-            let list = pods.list(&filter).await?;
-            let watch = pods.watch(&filter, &list.revision).await?;
+            let store = ds.store::<Pod>();
+            let list = store.list(pods).await?;
+            let watch = store.watch(pods, &list.revision).await?;
             (LabelSource::Pod, Some((list, watch)))
         }
     };
-    let mut join = EndpointJoin::new(node, source);
+    let mut join = make(source);
     join.on_endpoint(Event::Resync {
         items: wep_list.items,
         revision: wep_list.revision.clone(),
