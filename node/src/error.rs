@@ -54,6 +54,15 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{kind:?} tunnel address of node {node}: {source}")]
+    TunnelAddr {
+        node: String,
+        kind: tortie_ipam::TunnelKind,
+        #[source]
+        source: tortie_ipam::IpamError,
+    },
+    #[error("TortieNode {node}: {reason}")]
+    NodeWrite { node: String, reason: String },
     #[error("felix policy (iptables): {0}")]
     Policy(String),
     #[error("Kubernetes datastore: {0}")]

@@ -14,6 +14,8 @@
 //! - [`health`] (pure): liveness, readiness and Prometheus metrics from one snapshot;
 //!   [`health_server`] serves them over HTTP (`TORTIE_HEALTH_ADDR`, port 9099).
 //! - [`policy`]: felix's policy state and iptables programmer on a thread of their own.
+//! - [`tunnel`] (pure): which IPIP/VXLAN tunnel addresses (and VXLAN MAC) the node
+//!   should have, from pools and IPAM; [`tunnel_driver`] assigns, releases and records.
 //! - [`pod`]: the lab's pod-creation path (IPAM + cni plumbing + WorkloadEndpoint).
 
 pub mod address;
@@ -27,6 +29,8 @@ pub mod health_server;
 pub mod plan;
 pub mod pod;
 pub mod policy;
+pub mod tunnel;
+pub mod tunnel_driver;
 
 pub use config::{Backend, Config, DatastoreConfig, NodeIp, from_env};
 pub use error::{AgentError, ConfigError};
