@@ -477,8 +477,7 @@ pub async fn run(
         in_sync_sent: false,
         all_up_since: None,
         deadline: Instant::now() + Duration::from_secs(cfg.in_sync_bound_secs),
-        tunnels_dirty: true,
-        tunnel_retry_at: None,
+        tunnels: crate::tunnel_driver::Trigger::default(),
     };
     let ipam = tortie_ipam::Ipam::new(tortie_ipam::Stores::from_datastore(&ds));
     let speaker_handle = speaker.as_ref().map(|(s, _)| s.clone());
@@ -513,9 +512,7 @@ pub async fn run(
                 });
             }
             _ = tick.tick() => {
-                if st.tunnel_retry_at.is_some_and(|t| Instant::now() >= t) {
-                    st.reconcile_tunnels(&ipam).await;
-                }
+                st.reconcile_tunnels(&ipam).await;
                 if st.check_in_sync(speaker_handle.as_ref()).await {
                     let _ = policy_tx.send(Input::InSync).await;
                     if felix_tx.send(Input::InSync).await.is_err() {
@@ -552,10 +549,8 @@ struct LoopState {
     in_sync_sent: bool,
     all_up_since: Option<Instant>,
     deadline: Instant,
-    /// The pools or this node changed since the tunnel addresses were last reconciled.
-    tunnels_dirty: bool,
-    /// When to retry a failed tunnel address reconcile.
-    tunnel_retry_at: Option<Instant>,
+    /// When this node's tunnel addresses are reconciled next.
+    tunnels: crate::tunnel_driver::Trigger,
 }
 
 impl LoopState {
@@ -572,7 +567,7 @@ impl LoopState {
                     let mine =
                         |n: &Option<TortieNode>| n.as_ref().is_some_and(|n| key_of(n) == self.me);
                     if mine(&old) || mine(&new) {
-                        self.tunnels_dirty = true;
+                        self.tunnels.touch();
                     }
                     match (old, new) {
                         (_, Some(n)) => out.push(plan::node_input(&key_of(&n), &n)),
@@ -587,7 +582,7 @@ impl LoopState {
                     self.listed.insert("pools");
                 }
                 if !ch.is_empty() {
-                    self.tunnels_dirty = true;
+                    self.tunnels.touch();
                 }
                 for (old, new) in ch {
                     if let Some(o) = &old
@@ -757,26 +752,14 @@ impl LoopState {
         }
     }
 
-    /// Brings this node's IPIP/VXLAN tunnel addresses to the pools
-    /// ([`crate::tunnel_driver`]) once pools and nodes are listed, when they changed or a
-    /// retry is due. A failure is logged and retried two seconds later.
+    /// Brings this node's IPIP/VXLAN tunnel addresses to the pools once pools and nodes
+    /// are listed and a [`crate::tunnel_driver::Trigger`] says so.
     async fn reconcile_tunnels(&mut self, ipam: &tortie_ipam::Ipam) {
-        let due = self.tunnel_retry_at.is_some_and(|t| Instant::now() >= t);
-        if !(self.tunnels_dirty || due)
-            || !self.listed.contains("pools")
-            || !self.listed.contains("nodes")
-        {
-            return;
-        }
-        let Some(me) = self.cache.nodes.get(&self.me).cloned() else {
-            return;
-        };
-        self.tunnels_dirty = false;
-        self.tunnel_retry_at = None;
-        let pools: Vec<IpPool> = self.cache.pools.values().cloned().collect();
-        if let Err(e) = crate::tunnel_driver::reconcile(ipam, &self.me, &me, &pools).await {
-            tracing::warn!("tunnel addresses: {e} (retrying in 2 s)");
-            self.tunnel_retry_at = Some(Instant::now() + Duration::from_secs(2));
+        if self.listed.contains("pools") && self.listed.contains("nodes") {
+            let me = self.cache.nodes.get(&self.me);
+            self.tunnels
+                .run(ipam, &self.me, me, self.cache.pools.values())
+                .await;
         }
     }
 

@@ -13,6 +13,9 @@
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tortie_crds::{IpPool, NodeBgpSpec, TortieNode};
 use tortie_datastore::ObjectKey;
@@ -20,6 +23,52 @@ use tortie_ipam::{Attrs, Ipam, IpamError, TunnelKind, ipip_handle, vxlan_handle}
 
 use crate::error::AgentError;
 use crate::tunnel::{self, Current, Plan, Want};
+
+/// When the agent's owner loop runs [`reconcile`]: at start, after the pools or its own
+/// node changed ([`Trigger::touch`]), and two seconds after a failure.
+#[derive(Debug)]
+pub struct Trigger {
+    dirty: bool,
+    retry_at: Option<Instant>,
+}
+
+impl Default for Trigger {
+    fn default() -> Self {
+        Trigger {
+            dirty: true,
+            retry_at: None,
+        }
+    }
+}
+
+impl Trigger {
+    /// Something the decision reads changed.
+    pub fn touch(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Runs [`reconcile`] when due (and `node` is known); logs a failure and schedules
+    /// the retry.
+    pub async fn run<'a>(
+        &mut self,
+        ipam: &Ipam,
+        me: &str,
+        node: Option<&TortieNode>,
+        pools: impl Iterator<Item = &'a IpPool>,
+    ) {
+        let due = self.retry_at.is_some_and(|t| Instant::now() >= t);
+        let Some(node) = node.filter(|_| self.dirty || due) else {
+            return;
+        };
+        self.dirty = false;
+        self.retry_at = None;
+        let pools: Vec<IpPool> = pools.cloned().collect();
+        if let Err(e) = reconcile(ipam, me, node, &pools).await {
+            tracing::warn!("tunnel addresses: {e} (retrying in 2 s)");
+            self.retry_at = Some(Instant::now() + Duration::from_secs(2));
+        }
+    }
+}
 
 /// The tunnel facts recorded in a TortieNode.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
