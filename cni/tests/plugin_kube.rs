@@ -15,32 +15,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use common::{NODE, Sandbox, add_ip, allocations, cni, link_exists, wep_key};
 use serde_json::json;
+use testlab::Lab;
 use testlab::kube_apiserver::KubeApiServer;
-use testlab::{Host, Lab};
-use tokio::runtime::Runtime;
 use tortie_crds::{IpPool, IpPoolSpec, TortieNode, TortieNodeSpec, WorkloadEndpoint};
 use tortie_datastore::{Datastore, KubeDatastore};
-
-/// Relays `127.0.0.1:port` inside `host` to `127.0.0.1:port` of the test's namespace.
-fn relay_api(rt: &Runtime, host: &Host, port: u16) -> Result<()> {
-    let std_listener = host.run_in(|| -> std::io::Result<std::net::TcpListener> {
-        let l = std::net::TcpListener::bind(("127.0.0.1", port))?;
-        l.set_nonblocking(true)?;
-        Ok(l)
-    })??;
-    let _guard = rt.enter();
-    let listener = tokio::net::TcpListener::from_std(std_listener)?;
-    rt.spawn(async move {
-        while let Ok((mut inner, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                if let Ok(mut outer) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inner, &mut outer).await;
-                }
-            });
-        }
-    });
-    Ok(())
-}
 
 #[test]
 fn plugin_binary_on_kubernetes_datastore() -> Result<()> {
@@ -56,13 +34,7 @@ fn plugin_binary_on_kubernetes_datastore() -> Result<()> {
     let server = rt
         .block_on(KubeApiServer::start())
         .context("start the real kube-apiserver (testlab::kube_apiserver)")?;
-    let port: u16 = server
-        .url()
-        .rsplit(':')
-        .next()
-        .context("port in url")?
-        .parse()?;
-    relay_api(&rt, &node, port)?;
+    server.relay_into(rt.handle(), &node)?;
     let ds = Datastore::Kube(KubeDatastore::new(rt.block_on(server.client())?));
     rt.block_on(async {
         let spec = IpPoolSpec::new("10.78.0.0/16".parse()?).with_defaults();

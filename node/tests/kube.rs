@@ -33,27 +33,6 @@ use tortie_datastore::{Datastore, Filter, KubeDatastore, ObjectKey};
 
 const NS: &str = "default";
 
-/// Relays `127.0.0.1:port` inside `host` to `127.0.0.1:port` of the test's namespace.
-fn relay_api(rt: &Runtime, host: &Host, port: u16) -> Result<()> {
-    let std_listener = host.run_in(|| -> std::io::Result<std::net::TcpListener> {
-        let l = std::net::TcpListener::bind(("127.0.0.1", port))?;
-        l.set_nonblocking(true)?;
-        Ok(l)
-    })??;
-    let _guard = rt.enter();
-    let listener = tokio::net::TcpListener::from_std(std_listener)?;
-    rt.spawn(async move {
-        while let Ok((mut inner, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                if let Ok(mut outer) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inner, &mut outer).await;
-                }
-            });
-        }
-    });
-    Ok(())
-}
-
 fn pod(name: &str, node: &str, labels: &[(&str, &str)]) -> Pod {
     Pod {
         metadata: ObjectMeta {
@@ -149,18 +128,12 @@ fn agents_on_kubernetes_mesh_route_and_follow_pod_labels() -> Result<()> {
     let server = rt
         .block_on(KubeApiServer::start())
         .context("start the real kube-apiserver (testlab::kube_apiserver)")?;
-    let port: u16 = server
-        .url()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .context("port of the API server URL")?;
     let ds = Datastore::Kube(KubeDatastore::new(rt.block_on(server.client())?));
     let kube = Ds::Kube(server.kubeconfig_path().to_path_buf());
 
     let nodes = [Node::add(&lab, 1)?, Node::add(&lab, 2)?];
     for n in &nodes {
-        relay_api(&rt, &n.host, port)?;
+        server.relay_into(rt.handle(), &n.host)?;
     }
     let agents: Vec<Proc> = nodes
         .iter()

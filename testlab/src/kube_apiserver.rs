@@ -166,6 +166,42 @@ impl KubeApiServer {
         format!("https://127.0.0.1:{}", self.port)
     }
 
+    /// The port the server listens on (on 127.0.0.1 of the test's namespace).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Makes the API reachable at the same URL from inside `host`: a relay listening on
+    /// 127.0.0.1:PORT in the host's namespace, forwarding to the server, so processes in a
+    /// lab host (agents, the CNI plugin) use [`KubeApiServer::kubeconfig_path`] unchanged.
+    /// Needs a tokio runtime (`handle`); the relay lives as long as that runtime. Nothing
+    /// changes in the root namespace.
+    pub fn relay_into(&self, handle: &tokio::runtime::Handle, host: &crate::Host) -> Result<()> {
+        let port = self.port;
+        let listener = host
+            .run_in(|| -> std::io::Result<TcpListener> {
+                let l = TcpListener::bind((Ipv4Addr::LOCALHOST, port))?;
+                l.set_nonblocking(true)?;
+                Ok(l)
+            })?
+            .map_err(|e| Error::io(format!("relay listener in {}", host.name()), e))?;
+        let _entered = handle.enter();
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| Error::io("relay listener to tokio", e))?;
+        handle.spawn(async move {
+            while let Ok((mut inner, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    if let Ok(mut outer) =
+                        tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inner, &mut outer).await;
+                    }
+                });
+            }
+        });
+        Ok(())
+    }
+
     /// A kubeconfig file (server, CA, admin token) for clients and tools.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
