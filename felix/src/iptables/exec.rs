@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use super::IptablesError;
+use crate::policy::model::Family;
 
 /// Where commands run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -108,12 +109,44 @@ impl Backend {
         }
     }
 
+    /// `iptables-*-save` or `ip6tables-*-save`.
+    pub fn save_of(self, family: Family) -> &'static str {
+        match (family, self) {
+            (Family::V4, b) => b.save(),
+            (Family::V6, Backend::Legacy) => "ip6tables-legacy-save",
+            (Family::V6, Backend::Nft) => "ip6tables-nft-save",
+        }
+    }
+
+    /// `iptables-*-restore` or `ip6tables-*-restore`.
+    pub fn restore_of(self, family: Family) -> &'static str {
+        match (family, self) {
+            (Family::V4, b) => b.restore(),
+            (Family::V6, Backend::Legacy) => "ip6tables-legacy-restore",
+            (Family::V6, Backend::Nft) => "ip6tables-nft-restore",
+        }
+    }
+
+    /// The single-rule binary of `family`.
+    pub fn iptables_of(self, family: Family) -> &'static str {
+        match (family, self) {
+            (Family::V4, b) => b.iptables(),
+            (Family::V6, Backend::Legacy) => "ip6tables-legacy",
+            (Family::V6, Backend::Nft) => "ip6tables-nft",
+        }
+    }
+
     /// Pick the family already in use where `runner` runs: the one holding more rules;
     /// on a tie (e.g. a fresh namespace) the one plain `iptables` points at.
     pub fn detect(runner: &Runner) -> Result<Backend, IptablesError> {
+        Self::detect_for(runner, Family::V4)
+    }
+
+    /// [`Backend::detect`] counting the rules of `family`'s tables (ip6tables for V6).
+    pub fn detect_for(runner: &Runner, family: Family) -> Result<Backend, IptablesError> {
         let count = |b: Backend| -> usize {
             runner
-                .run(b.save(), &[], None)
+                .run(b.save_of(family), &[], None)
                 .map(|s| s.lines().filter(|l| l.starts_with("-A ")).count())
                 .unwrap_or(0)
         };

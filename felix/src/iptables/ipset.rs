@@ -1,4 +1,5 @@
-//! ipset planning: parse `ipset save` (our sets only, `cali4` prefix) and render two
+//! ipset planning: parse `ipset save` (our sets of one family only: `cali4` prefix for
+//! IPv4, `cali6` for IPv6, so the two programmers never touch each other's sets) and render two
 //! `ipset restore` scripts: before the iptables write (create new sets; refill changed
 //! ones through a temporary set and `swap`), and after it (destroy sets no rule uses).
 //!
@@ -7,10 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::policy::model::{IpSetKind, IpSetSpec};
-use crate::policy::names::ipset_temp;
+use crate::policy::model::{Family, IpSetKind, IpSetSpec};
+use crate::policy::names::{ipset_family, ipset_prefix, ipset_temp};
 
-/// Prefix of every ipset felix owns (real `cali40…` and temporary `cali4t…`).
+/// Prefix of every IPv4 ipset felix owns (real `cali40…` and temporary `cali4t…`).
 pub const OURS: &str = "cali4";
 
 /// Sets as read back; sets of a type we do not use appear with no kind.
@@ -19,17 +20,23 @@ pub struct SavedSets {
     pub sets: BTreeMap<String, (Option<IpSetKind>, BTreeSet<String>)>,
 }
 
-/// Parse `ipset save` output, keeping our sets only.
+/// Parse `ipset save` output, keeping our IPv4 sets only.
 pub fn parse(text: &str) -> SavedSets {
+    parse_family(text, Family::V4)
+}
+
+/// Parse `ipset save` output, keeping our sets of `family` only.
+pub fn parse_family(text: &str, family: Family) -> SavedSets {
+    let ours = ipset_prefix(family);
     let mut out = SavedSets::default();
     for line in text.lines() {
         let mut words = line.split_whitespace();
         match (words.next(), words.next(), words.next()) {
-            (Some("create"), Some(name), Some(kind)) if name.starts_with(OURS) => {
+            (Some("create"), Some(name), Some(kind)) if name.starts_with(ours) => {
                 out.sets
                     .insert(name.to_string(), (IpSetKind::parse(kind), BTreeSet::new()));
             }
-            (Some("add"), Some(name), Some(member)) if name.starts_with(OURS) => {
+            (Some("add"), Some(name), Some(member)) if name.starts_with(ours) => {
                 if let Some((_, m)) = out.sets.get_mut(name) {
                     m.insert(normalize(member));
                 }
@@ -40,9 +47,14 @@ pub fn parse(text: &str) -> SavedSets {
     out
 }
 
-/// `ipset save` prints /32 networks of `hash:net` sets as bare addresses.
+/// `ipset save` prints /32 (IPv4) and /128 (IPv6) networks of `hash:net` sets as bare
+/// addresses.
 pub fn normalize(member: &str) -> String {
-    member.strip_suffix("/32").unwrap_or(member).to_string()
+    let bare = match member.strip_suffix("/128") {
+        Some(b) if b.contains(':') => b,
+        _ => member.strip_suffix("/32").unwrap_or(member),
+    };
+    bare.to_string()
 }
 
 /// The two scripts of one update.
@@ -58,9 +70,10 @@ pub struct SetPlan {
 }
 
 fn create_line(out: &mut String, name: &str, kind: IpSetKind) {
+    let family = ipset_family(name).unwrap_or_default().ipset_family();
     let _ = writeln!(
         out,
-        "create {name} {} family inet hashsize 1024 maxelem 1048576",
+        "create {name} {} family {family} hashsize 1024 maxelem 1048576",
         kind.name()
     );
 }
@@ -166,5 +179,42 @@ mod tests {
         );
         assert!(!p.before.contains("cali40same"));
         assert_eq!(p.after, "destroy cali40old\n");
+    }
+
+    #[test]
+    fn v6_sets_are_inet6_and_families_stay_apart() {
+        let text = "create cali40a hash:ip family inet\nadd cali40a 10.0.0.1\n\
+                    create cali60a hash:net family inet6\nadd cali60a fd00::5\n\
+                    add cali60a fd00:1::/64\n";
+        let v4 = parse(text);
+        let v6 = parse_family(text, Family::V6);
+        assert_eq!(v4.sets.keys().collect::<Vec<_>>(), vec!["cali40a"]);
+        assert_eq!(v6.sets.keys().collect::<Vec<_>>(), vec!["cali60a"]);
+        assert!(v6.sets["cali60a"].1.contains("fd00::5"));
+        let mut desired = BTreeMap::new();
+        desired.insert(
+            "cali60a".to_string(),
+            spec(IpSetKind::HashNet, &["fd00::5/128", "fd00:1::/64"]),
+        );
+        assert_eq!(
+            plan(&desired, &v6),
+            SetPlan::default(),
+            "/128 reads back bare"
+        );
+        desired.insert(
+            "cali60new".to_string(),
+            spec(IpSetKind::HashIp, &["fd00::7"]),
+        );
+        let p = plan(&desired, &v6);
+        assert!(
+            p.before
+                .starts_with("create cali60new hash:ip family inet6 "),
+            "{}",
+            p.before
+        );
+        // The v6 plan never destroys the v4 set it did not read.
+        assert_eq!(p.destroyed, 0);
+        assert_eq!(normalize("10.0.0.0/32"), "10.0.0.0");
+        assert_eq!(normalize("fd00::/128"), "fd00::");
     }
 }

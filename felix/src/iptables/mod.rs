@@ -31,4 +31,9 @@ pub enum IptablesError {
     },
     #[error("{program} printed output that is not UTF-8")]
     NotUtf8 { program: String },
+    #[error("a {ruleset:?} ruleset given to the {programmer:?} programmer")]
+    WrongFamily {
+        programmer: crate::policy::model::Family,
+        ruleset: crate::policy::model::Family,
+    },
 }

@@ -1,5 +1,6 @@
-//! The driver: applies a desired [`Ruleset`] to the kernel with one
-//! `iptables-restore --noflush --wait` per changed table and one `ipset restore` on each
+//! The driver: applies a desired [`Ruleset`] of one family to the kernel with one
+//! `iptables-restore --noflush --wait` (`ip6tables-restore` for IPv6) per changed table
+//! and one `ipset restore` on each
 //! side of it, keeps a cache of what it last read or wrote so that a change costs no
 //! read-back, and re-reads everything on [`Programmer::resync`] (timer, after errors) to
 //! repair drift.
@@ -8,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::policy::model::{Ruleset, Table};
+use crate::policy::model::{Family, Ruleset, Table};
 
 use super::IptablesError;
 use super::exec::{Backend, Runner};
@@ -52,21 +53,30 @@ fn saved(chain: &str, rules: &[crate::policy::model::Rule]) -> Vec<SavedRule> {
         .collect()
 }
 
-/// Programs one network namespace's iptables and ipsets.
+/// Programs one network namespace's iptables (or ip6tables) and that family's ipsets.
 #[derive(Debug)]
 pub struct Programmer {
     runner: Runner,
     backend: Backend,
+    family: Family,
     tables: BTreeMap<Table, SavedTable>,
     sets: Option<SavedSets>,
     deletes: bool,
 }
 
 impl Programmer {
+    /// An IPv4 programmer.
     pub fn new(runner: Runner, backend: Backend) -> Self {
+        Self::new_family(runner, backend, Family::V4)
+    }
+
+    /// A programmer of `family`: its tables through `ip6tables-*` for V6, its ipsets
+    /// (`cali60…`, inet6) only; the other family's sets and tables are never read or touched.
+    pub fn new_family(runner: Runner, backend: Backend, family: Family) -> Self {
         Programmer {
             runner,
             backend,
+            family,
             tables: BTreeMap::new(),
             sets: None,
             deletes: true,
@@ -79,8 +89,24 @@ impl Programmer {
         Ok(Self::new(runner, backend))
     }
 
+    /// A programmer of `family` using the backend already in use where `runner` runs
+    /// (detected from that family's tables).
+    pub fn detect_family(runner: Runner, family: Family) -> Result<Self, IptablesError> {
+        let backend = Backend::detect_for(&runner, family)?;
+        Ok(Self::new_family(runner, backend, family))
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The save binary this programmer reads with (`iptables-nft-save`, ...).
+    pub fn save_cmd(&self) -> &'static str {
+        self.backend.save_of(self.family)
     }
 
     pub fn runner(&self) -> &Runner {
@@ -117,10 +143,16 @@ impl Programmer {
     }
 
     fn apply_inner(&mut self, desired: &Ruleset) -> Result<ApplyStats, IptablesError> {
+        if desired.family != self.family {
+            return Err(IptablesError::WrongFamily {
+                programmer: self.family,
+                ruleset: desired.family,
+            });
+        }
         let mut stats = ApplyStats::default();
         let actual_sets = match self.sets.take() {
             Some(s) => s,
-            None => ipset::parse(&self.runner.run("ipset", &["save"], None)?),
+            None => ipset::parse_family(&self.runner.run("ipset", &["save"], None)?, self.family),
         };
         let mut set_plan = ipset::plan(&desired.ipsets, &actual_sets);
         if !self.deletes {
@@ -143,7 +175,7 @@ impl Programmer {
                     stats.tables_read += 1;
                     let text = self
                         .runner
-                        .run(self.backend.save(), &["-t", table.name()], None)?;
+                        .run(self.save_cmd(), &["-t", table.name()], None)?;
                     save::parse(&text, table.name())
                 }
             };
@@ -153,7 +185,7 @@ impl Programmer {
                 continue;
             }
             self.runner.run(
-                self.backend.restore(),
+                self.backend.restore_of(self.family),
                 &["--noflush", "--wait"],
                 Some(&plan.text),
             )?;

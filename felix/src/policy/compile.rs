@@ -9,19 +9,22 @@
 //! `except`; a port defaults to TCP, may be named (resolved per destination pod through a
 //! `hash:ip,port` set) and may be a range through `endPort`. A rule that lets a packet
 //! through sets the accept mark; the endpoint chain returns on it.
-//! Only IPv4 is rendered: IPv6 peers match nothing here.
+//! One family at a time (`Ctx::family`): endpoint addresses and `ipBlock` CIDRs of that
+//! family go to its ipsets (`cali40…` / `cali60…`); an `ipBlock` of the other family
+//! matches nothing here (it is rendered in the other family's tables), so a rule whose
+//! peers are all of the other family is left out of this family's chains, as Calico does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use ipnetwork::{IpNetwork, Ipv4Network};
+use ipnetwork::IpNetwork;
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::model::{Endpoint, IpSetKind, IpSetSpec, Rule};
+use super::model::{Endpoint, Family, IpSetKind, IpSetSpec, Rule};
 use super::{PolicyError, names, selector};
 
 /// Accept mark set by policy rules; endpoint chains return when it is set.
@@ -32,6 +35,8 @@ pub const NS_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// Shared state while compiling one input.
 pub struct Ctx<'a> {
+    /// The family being compiled.
+    pub family: Family,
     pub endpoints: &'a [Endpoint],
     /// Namespace → labels, the implicit name label included.
     pub ns_labels: BTreeMap<String, BTreeMap<String, String>>,
@@ -82,6 +87,7 @@ struct PeerMatch {
 
 impl<'a> Ctx<'a> {
     pub fn new(
+        family: Family,
         endpoints: &'a [Endpoint],
         namespaces: &BTreeMap<String, BTreeMap<String, String>>,
     ) -> Self {
@@ -95,6 +101,7 @@ impl<'a> Ctx<'a> {
                 .or_insert_with(|| name.clone());
         }
         Ctx {
+            family,
             endpoints,
             ns_labels,
             ipsets: BTreeMap::new(),
@@ -161,12 +168,13 @@ impl<'a> Ctx<'a> {
         out
     }
 
-    /// An ipset of the IPv4 addresses of `eps`, keyed by `key`.
+    /// An ipset of the addresses (this family) of `eps`, keyed by `key`.
     fn member_set(&mut self, key: &str, eps: &[usize]) -> String {
-        let name = names::ipset_v4('s', key);
+        let name = names::ipset(self.family, 's', key);
+        let family = self.family;
         let members = eps
             .iter()
-            .flat_map(|&i| v4_ips(&self.endpoints[i]))
+            .flat_map(|&i| family_ips(&self.endpoints[i], family))
             .map(|ip| ip.to_string())
             .collect();
         self.ipsets.insert(
@@ -182,13 +190,13 @@ impl<'a> Ctx<'a> {
     /// A `hash:ip,port` set of `(ip, proto:port)` for the named port on `eps`.
     fn named_port_set(&mut self, key: &str, proto: &str, port_name: &str, eps: &[usize]) -> String {
         let set_key = format!("np|{proto}|{port_name}|{key}");
-        let name = names::ipset_v4('n', &set_key);
+        let name = names::ipset(self.family, 'n', &set_key);
         let mut members = BTreeSet::new();
         for &i in eps {
             let ep = &self.endpoints[i];
             for np in &ep.named_ports {
                 if np.name == port_name && np.protocol.eq_ignore_ascii_case(proto) {
-                    for ip in v4_ips(ep) {
+                    for ip in family_ips(ep, self.family) {
                         members.insert(format!("{ip},{proto}:{}", np.port));
                     }
                 }
@@ -224,6 +232,11 @@ pub fn v4_ips(ep: &Endpoint) -> impl Iterator<Item = std::net::Ipv4Addr> + '_ {
         IpAddr::V4(v4) => Some(*v4),
         IpAddr::V6(_) => None,
     })
+}
+
+/// Addresses of an endpoint in `family`.
+pub fn family_ips(ep: &Endpoint, family: Family) -> impl Iterator<Item = IpAddr> + '_ {
+    ep.ips.iter().copied().filter(move |ip| family.has(ip))
 }
 
 /// `(ingress, egress)` after Kubernetes defaulting of `policyTypes`.
@@ -411,8 +424,8 @@ fn ip_block_match(
     all: &[usize],
 ) -> Option<PeerMatch> {
     let cidr = match block.cidr.parse::<IpNetwork>() {
-        Ok(IpNetwork::V4(n)) => masked(n),
-        Ok(IpNetwork::V6(_)) => return None,
+        Ok(n) if ctx.family.has_net(&n) => masked(n),
+        Ok(_) => return None,
         Err(e) => {
             ctx.warn(label, format!("ipBlock.cidr {:?}: {e}", block.cidr));
             return None;
@@ -421,10 +434,10 @@ fn ip_block_match(
     let mut excepts = BTreeSet::new();
     for ex in block.except.iter().flatten() {
         match ex.parse::<IpNetwork>() {
-            Ok(IpNetwork::V4(n)) => {
+            Ok(n) if ctx.family.has_net(&n) => {
                 excepts.insert(masked(n).to_string());
             }
-            Ok(IpNetwork::V6(_)) => {}
+            Ok(_) => {}
             Err(e) => {
                 // An except we cannot read would widen the rule: fail closed.
                 ctx.warn(label, format!("ipBlock.except {ex:?}: {e}"));
@@ -436,7 +449,7 @@ fn ip_block_match(
     let mut key = format!("net:{cidr}");
     if !excepts.is_empty() {
         let ex_key = excepts.iter().cloned().collect::<Vec<_>>().join(",");
-        let name = names::ipset_v4('e', &ex_key);
+        let name = names::ipset(ctx.family, 'e', &ex_key);
         text.push_str(&format!(" -m set ! --match-set {name} {}", dir.peer_side()));
         key.push_str(&format!("!{ex_key}"));
         ctx.ipsets.insert(
@@ -454,8 +467,8 @@ fn ip_block_match(
     })
 }
 
-fn masked(n: Ipv4Network) -> Ipv4Network {
-    Ipv4Network::new(n.network(), n.prefix()).unwrap_or(n)
+fn masked(n: IpNetwork) -> IpNetwork {
+    IpNetwork::new(n.network(), n.prefix()).unwrap_or(n)
 }
 
 /// A port entry → match text; `None` when invalid (warned, fail closed).

@@ -1,5 +1,6 @@
 //! The NetworkPolicy compiler: endpoints, namespaces, Kubernetes NetworkPolicies, pools
-//! and node addresses in; iptables chains (per table) and ipsets out.
+//! and node addresses in; iptables chains (per table) and ipsets out, once per IP family
+//! (IPv4 → iptables + `cali40*` sets, IPv6 → ip6tables + `cali60*` sets).
 //!
 //! Pure (no async, sockets or clocks). `crate::iptables` renders and programs the result.
 //! Layout and semantics: CALICO-FACTS.md "iptables layout".
@@ -12,12 +13,14 @@ pub mod selector;
 pub mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v6;
 
 pub use model::{
-    DataplaneConfig, Endpoint, Hooks, IpSetKind, IpSetSpec, NamedPort, PolicyInput, Pool, Rule,
-    Ruleset, Table, TableRules,
+    DataplaneConfig, Endpoint, Family, Hooks, IpSetKind, IpSetSpec, NamedPort, PolicyInput, Pool,
+    Rule, Ruleset, Table, TableRules,
 };
-pub use ruleset::build;
+pub use ruleset::{build, build_family};
 pub use state::PolicyState;
 
 use serde::{Deserialize, Serialize};

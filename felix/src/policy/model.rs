@@ -79,6 +79,66 @@ pub struct PolicyInput {
     pub config: DataplaneConfig,
 }
 
+/// An IP family: felix programs each into its own tables (iptables / ip6tables) and
+/// ipsets (`cali40*` family inet / `cali60*` family inet6), as Calico does.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum Family {
+    #[default]
+    V4,
+    V6,
+}
+
+impl Family {
+    pub const ALL: [Family; 2] = [Family::V4, Family::V6];
+
+    /// Whether `ip` belongs to this family.
+    pub fn has(self, ip: &IpAddr) -> bool {
+        matches!(
+            (self, ip),
+            (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_))
+        )
+    }
+
+    /// Whether `net` belongs to this family.
+    pub fn has_net(self, net: &IpNetwork) -> bool {
+        self.has(&net.ip())
+    }
+
+    /// `ipset create ... family <this>`.
+    pub fn ipset_family(self) -> &'static str {
+        match self {
+            Family::V4 => "inet",
+            Family::V6 => "inet6",
+        }
+    }
+
+    /// The digit in our ipset names: `cali40…` / `cali60…`.
+    pub fn digit(self) -> char {
+        match self {
+            Family::V4 => '4',
+            Family::V6 => '6',
+        }
+    }
+
+    /// The ICMP protocol name of this family in iptables syntax.
+    pub fn icmp(self) -> &'static str {
+        match self {
+            Family::V4 => "icmp",
+            Family::V6 => "ipv6-icmp",
+        }
+    }
+
+    /// Prefix length of a single host address.
+    pub fn host_prefix(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+}
+
 /// The iptables tables tortie programs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Table {
@@ -174,9 +234,11 @@ pub struct IpSetSpec {
     pub members: BTreeSet<String>,
 }
 
-/// Complete desired ACL state.
+/// Complete desired ACL state of one family.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ruleset {
+    /// Which tables (iptables or ip6tables) and ipsets (`cali40`/`cali60`) this is for.
+    pub family: Family,
     pub tables: BTreeMap<Table, TableRules>,
     pub ipsets: BTreeMap<String, IpSetSpec>,
     /// Problems found in the input; the offending peer or port matches nothing

@@ -8,6 +8,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
+use super::model::Family;
+
 /// Longest chain name iptables accepts.
 pub const MAX_CHAIN: usize = 28;
 /// Longest ipset name the kernel accepts.
@@ -65,15 +67,41 @@ pub fn from_wl_chain(iface: &str) -> String {
 /// IPv4 ipset for a canonical key; `kind` is one letter saying what the set holds
 /// (`s` selector members, `e` except nets, `n` named ports).
 pub fn ipset_v4(kind: char, key: &str) -> String {
-    format!("cali40{kind}{}", hash_id(&[key], 20))
+    ipset(Family::V4, kind, key)
+}
+
+/// ipset of `family` for a canonical key: `cali40…` (inet) or `cali60…` (inet6), the
+/// same hash for the same key in both families.
+pub fn ipset(family: Family, kind: char, key: &str) -> String {
+    format!("cali{}0{kind}{}", family.digit(), hash_id(&[key], 20))
+}
+
+/// Prefix of every ipset felix owns in `family` (`cali4`: real `cali40…` and temporary
+/// `cali4t…`; `cali6` likewise).
+pub fn ipset_prefix(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "cali4",
+        Family::V6 => "cali6",
+    }
+}
+
+/// The family an ipset of ours belongs to, from its name.
+pub fn ipset_family(name: &str) -> Option<Family> {
+    Family::ALL
+        .into_iter()
+        .find(|f| name.starts_with(ipset_prefix(*f)))
 }
 
 /// Temporary twin of one of our ipsets, used to fill a new copy before `swap`.
 pub fn ipset_temp(name: &str) -> String {
-    match name.strip_prefix("cali40") {
-        Some(rest) => format!("cali4t{rest}"),
-        None => format!("cali4t{}", hash_id(&[name], 20)),
+    for f in Family::ALL {
+        let d = f.digit();
+        if let Some(rest) = name.strip_prefix(&format!("cali{d}0")) {
+            return format!("cali{d}t{rest}");
+        }
     }
+    let d = ipset_family(name).unwrap_or(Family::V4).digit();
+    format!("cali{d}t{}", hash_id(&[name], 20))
 }
 
 /// Rule hash: the previous hash (or the chain name for the first rule) chained with this
@@ -115,6 +143,19 @@ mod tests {
         let t = ipset_temp(&n);
         assert!(t.len() <= MAX_IPSET && t.starts_with("cali4ts"));
         assert_ne!(ipset_temp("cali40masq-ipam-pools"), "cali40masq-ipam-pools");
+    }
+
+    #[test]
+    fn v6_ipsets_mirror_v4_names() {
+        let v4 = ipset(Family::V4, 's', "k");
+        let v6 = ipset(Family::V6, 's', "k");
+        assert_eq!(v4, ipset_v4('s', "k"));
+        assert_eq!(&v4[6..], &v6[6..]);
+        assert!(v6.starts_with("cali60s") && v6.len() <= MAX_IPSET);
+        assert!(ipset_temp(&v6).starts_with("cali6ts"));
+        assert_eq!(ipset_family(&v6), Some(Family::V6));
+        assert_eq!(ipset_family(&ipset_temp(&v4)), Some(Family::V4));
+        assert_eq!(ipset_family("kube-x"), None);
     }
 
     #[test]

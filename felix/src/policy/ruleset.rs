@@ -2,7 +2,11 @@
 //! per-endpoint chains, policy chains, host INPUT rules, anti-spoofing (raw) and NAT
 //! outgoing (nat), plus every ipset they use.
 //!
-//! Pure: `build(&PolicyInput) -> Ruleset`. Layout follows CALICO-FACTS.md
+//! Pure: `build_family(&PolicyInput, Family) -> Ruleset`, once per family (`build` is the
+//! IPv4 one). Both families get the same chains (ip6tables for IPv6); they differ in the
+//! ipsets (`cali40…` inet / `cali60…` inet6), in which pools and ipBlocks they hold, and in
+//! the encapsulation INPUT rules, which exist only for IPv4 (IPIP and our VXLAN run over
+//! the nodes' IPv4 addresses). Layout follows CALICO-FACTS.md
 //! "iptables layout". Traffic between a pod and its own node is always allowed: pod → node
 //! is accepted in `cali-wl-to-host` (after dropping tunnel packets), node → pod leaves
 //! through OUTPUT and never meets workload policy.
@@ -11,7 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::compile::{ACCEPT_MARK, CompiledPolicy, Ctx, compile_policy};
 use super::model::{
-    DataplaneConfig, Hooks, IpSetKind, IpSetSpec, PolicyInput, Rule, Ruleset, Table, TableRules,
+    DataplaneConfig, Family, Hooks, IpSetKind, IpSetSpec, PolicyInput, Rule, Ruleset, Table,
+    TableRules,
 };
 use super::names;
 use ipnetwork::IpNetwork;
@@ -28,12 +33,26 @@ pub const NAT_OUTGOING: &str = "cali-nat-outgoing";
 pub const MASQ_POOLS_SET: &str = "cali40masq-ipam-pools";
 pub const ALL_POOLS_SET: &str = "cali40all-ipam-pools";
 pub const ALL_HOSTS_SET: &str = "cali40all-hosts-net";
+pub const MASQ_POOLS_SET_V6: &str = "cali60masq-ipam-pools";
+pub const ALL_POOLS_SET_V6: &str = "cali60all-ipam-pools";
 /// Comment-free text of the anti-spoofing DROP rule (tests read its counter).
 pub const RPF_DROP: &str = "-i cali+ -m rpfilter --invert -j DROP";
 
-/// Build the desired rule set.
+/// Build the desired IPv4 rule set.
 pub fn build(input: &PolicyInput) -> Ruleset {
-    let mut ctx = Ctx::new(&input.endpoints, &input.namespaces);
+    build_family(input, Family::V4)
+}
+
+/// Build the desired rule set of `family` (iptables for V4, ip6tables for V6).
+pub fn build_family(input: &PolicyInput, family: Family) -> Ruleset {
+    let mut ctx = Ctx::new(family, &input.endpoints, &input.namespaces);
+    // Encapsulated traffic between nodes is IPv4 only: no encap INPUT rules in IPv6.
+    let mut cfg = input.config.clone();
+    if family == Family::V6 {
+        cfg.ipip = false;
+        cfg.vxlan = false;
+    }
+    let cfg = &cfg;
     let mut policies: Vec<_> = input.policies.iter().collect();
     policies.sort_by_key(|p| (p.metadata.namespace.clone(), p.metadata.name.clone()));
     let compiled: Vec<CompiledPolicy> = policies
@@ -72,11 +91,11 @@ pub fn build(input: &PolicyInput) -> Ruleset {
         };
         filter.chains.insert(
             names::to_wl_chain(iface),
-            endpoint_chain(&pick(false), false, &input.config),
+            endpoint_chain(&pick(false), false, cfg),
         );
         filter.chains.insert(
             names::from_wl_chain(iface),
-            endpoint_chain(&pick(true), true, &input.config),
+            endpoint_chain(&pick(true), true, cfg),
         );
     }
     let names_sorted: Vec<&str> = ifaces
@@ -84,7 +103,7 @@ pub fn build(input: &PolicyInput) -> Ruleset {
         .copied()
         .filter(|n| n.starts_with("cali"))
         .collect();
-    let fanout = input.config.dispatch_fanout.max(2);
+    let fanout = cfg.dispatch_fanout.max(2);
     dispatch_tree(
         &mut filter.chains,
         FROM_DISPATCH,
@@ -111,11 +130,9 @@ pub fn build(input: &PolicyInput) -> Ruleset {
             Rule::new(format!("-m mark --mark {ACCEPT_MARK} -j ACCEPT")),
         ],
     );
-    filter
-        .chains
-        .insert(INPUT_CHAIN.into(), input_chain(&input.config));
+    filter.chains.insert(INPUT_CHAIN.into(), input_chain(cfg));
     filter.chains.insert(WL_TO_HOST.into(), {
-        let mut r = encap_drops(&input.config);
+        let mut r = encap_drops(cfg);
         r.push(Rule::new("-j ACCEPT"));
         r
     });
@@ -152,12 +169,16 @@ pub fn build(input: &PolicyInput) -> Ruleset {
         NAT_POSTROUTING.into(),
         vec![Rule::new(format!("-j {NAT_OUTGOING}"))],
     );
-    let masq: BTreeSet<String> = v4_pools(input, true);
-    let all_pools: BTreeSet<String> = v4_pools(input, false);
+    let (masq_set, all_pools_set) = match family {
+        Family::V4 => (MASQ_POOLS_SET, ALL_POOLS_SET),
+        Family::V6 => (MASQ_POOLS_SET_V6, ALL_POOLS_SET_V6),
+    };
+    let masq: BTreeSet<String> = family_pools(input, family, true);
+    let all_pools: BTreeSet<String> = family_pools(input, family, false);
     let mut nat_rules = Vec::new();
     if !masq.is_empty() {
         nat_rules.push(Rule::new(format!(
-            "-m set --match-set {MASQ_POOLS_SET} src -m set ! --match-set {ALL_POOLS_SET} dst -j MASQUERADE --random-fully"
+            "-m set --match-set {masq_set} src -m set ! --match-set {all_pools_set} dst -j MASQUERADE --random-fully"
         )));
     }
     nat.chains.insert(NAT_OUTGOING.into(), nat_rules);
@@ -171,20 +192,20 @@ pub fn build(input: &PolicyInput) -> Ruleset {
 
     let mut ipsets = ctx.ipsets;
     ipsets.insert(
-        MASQ_POOLS_SET.into(),
+        masq_set.into(),
         IpSetSpec {
             kind: IpSetKind::HashNet,
             members: masq,
         },
     );
     ipsets.insert(
-        ALL_POOLS_SET.into(),
+        all_pools_set.into(),
         IpSetSpec {
             kind: IpSetKind::HashNet,
             members: all_pools,
         },
     );
-    if input.config.ipip || input.config.vxlan {
+    if cfg.ipip || cfg.vxlan {
         let hosts = input
             .node_ips
             .iter()
@@ -205,20 +226,23 @@ pub fn build(input: &PolicyInput) -> Ruleset {
     tables.insert(Table::Raw, raw);
     tables.insert(Table::Nat, nat);
     Ruleset {
+        family,
         tables,
         ipsets,
         warnings: ctx.warnings,
     }
 }
 
-fn v4_pools(input: &PolicyInput, masq_only: bool) -> BTreeSet<String> {
+fn family_pools(input: &PolicyInput, family: Family, masq_only: bool) -> BTreeSet<String> {
     input
         .pools
         .iter()
         .filter(|p| !masq_only || p.nat_outgoing)
-        .filter_map(|p| match p.cidr {
-            IpNetwork::V4(n) => Some(n.to_string()),
-            IpNetwork::V6(_) => None,
+        .filter(|p| family.has_net(&p.cidr))
+        .map(|p| {
+            IpNetwork::new(p.cidr.network(), p.cidr.prefix())
+                .unwrap_or(p.cidr)
+                .to_string()
         })
         .collect()
 }
