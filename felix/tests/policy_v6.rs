@@ -363,3 +363,67 @@ fn ipv6_pod_traffic_follows_network_policy_in_ip6tables() {
     let _ = &lab.node;
     eprintln!("policy_v6 took {:?}", started.elapsed());
 }
+
+/// Packets counted by the IPv6 anti-spoofing DROP rule (`ip6tables-save -c -t raw`).
+fn rpf_drops_v6(lab: &V6Lab) -> u64 {
+    let text = lab
+        .felix6
+        .runner()
+        .run(lab.felix6.save_cmd(), &["-c", "-t", "raw"], None)
+        .expect("ip6tables-save -c");
+    let line = text
+        .lines()
+        .find(|l| l.contains("rpfilter --invert"))
+        .unwrap_or_else(|| panic!("no rpfilter rule in\n{text}"));
+    line.trim_start_matches('[')
+        .split(':')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in {line}"))
+}
+
+/// `nc -z` from `host` to `to`:80 with source address `src`; true when it connects.
+fn nc_from(host: &Host, src: &str, to: IpAddr) -> bool {
+    host.exec_unchecked(
+        "nc",
+        &["-6", "-z", "-w", "1", "-s", src, &to.to_string(), "80"],
+    )
+    .map(|o| o.status.success())
+    .unwrap_or(false)
+}
+
+#[test]
+fn ipv6_spoofed_source_from_a_pod_is_dropped_by_rpfilter() {
+    testlab::require_root();
+    let mut lab =
+        V6Lab::new("polv6rpf", &[("prod/web", 2, "web"), ("prod/db", 4, "db")]).expect("lab");
+    lab.program().expect("program");
+    let db = lab.pod("prod/db");
+    let web_v6 = lab.pod("prod/web").v6;
+    // A second address in db that the node routes nowhere near db.
+    db.host
+        .ip(&[
+            "-6",
+            "addr",
+            "add",
+            "fd00:66::99/128",
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .expect("spoof address");
+    let before = rpf_drops_v6(&lab);
+    assert!(
+        nc_from(&db.host, &db.v6.to_string(), web_v6),
+        "db from its own address must connect"
+    );
+    assert!(
+        !nc_from(&db.host, "fd00:66::99", web_v6),
+        "spoofed source connected"
+    );
+    let after = rpf_drops_v6(&lab);
+    assert!(
+        after > before,
+        "rpfilter counted no drop ({before} → {after})"
+    );
+}
