@@ -14,7 +14,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use testlab::inside::Server;
 use testlab::{Host, Lab};
 use tortie_cni::{Netns, WorkloadSetup, setup_workload};
-use tortie_felix::iptables::{Programmer, Runner};
+use tortie_felix::iptables::{DualStack, Programmer, Runner};
 use tortie_felix::policy::{
     DataplaneConfig, Endpoint, Family, PolicyInput, Pool, Ruleset, build_family,
 };
@@ -360,7 +360,6 @@ fn ipv6_pod_traffic_follows_network_policy_in_ip6tables() {
         ],
     );
     assert!(fails.is_empty(), "{fails:?}");
-    let _ = &lab.node;
     eprintln!("policy_v6 took {:?}", started.elapsed());
 }
 
@@ -395,9 +394,14 @@ fn nc_from(host: &Host, src: &str, to: IpAddr) -> bool {
 #[test]
 fn ipv6_spoofed_source_from_a_pod_is_dropped_by_rpfilter() {
     testlab::require_root();
-    let mut lab =
-        V6Lab::new("polv6rpf", &[("prod/web", 2, "web"), ("prod/db", 4, "db")]).expect("lab");
-    lab.program().expect("program");
+    let lab = V6Lab::new("polv6rpf", &[("prod/web", 2, "web"), ("prod/db", 4, "db")]).expect("lab");
+    // Programmed through the agent's handle this time: both families in one call.
+    let mut dual = DualStack::detect(Runner::in_netns(lab.node.netns()), true).expect("detect");
+    assert_eq!(dual.families(), vec![Family::V4, Family::V6]);
+    let stats = dual.apply(&lab.input).expect("program");
+    assert_eq!(stats.restore_calls, 6, "3 tables x 2 families: {stats:?}");
+    let again = dual.resync(&lab.input).expect("resync");
+    assert!(again.is_noop(), "{again:?}");
     let db = lab.pod("prod/db");
     let web_v6 = lab.pod("prod/web").v6;
     // A second address in db that the node routes nowhere near db.

@@ -1,16 +1,19 @@
 //! iptables and ipset programming: rendering the compiler's [`Ruleset`] to
 //! `iptables-restore` text (pure), reading back with `iptables-save` (pure parser),
 //! and a thin driver that runs the binaries (optionally inside a named network
-//! namespace), detects the legacy/nft backend and repairs drift.
+//! namespace), detects the legacy/nft backend and repairs drift; one programmer per IP
+//! family (iptables / ip6tables), [`DualStack`] holding both.
 //!
 //! [`Ruleset`]: crate::policy::Ruleset
 
+pub mod dual;
 pub mod exec;
 pub mod ipset;
 pub mod program;
 pub mod render;
 pub mod save;
 
+pub use dual::DualStack;
 pub use exec::{Backend, Runner};
 pub use program::{ApplyStats, Programmer};
 

@@ -33,6 +33,19 @@ pub struct ApplyStats {
 }
 
 impl ApplyStats {
+    /// Adds `other`'s counts to these (one apply per family).
+    pub fn add(&mut self, other: &ApplyStats) {
+        self.restore_calls += other.restore_calls;
+        self.chains_written += other.chains_written;
+        self.rules_written += other.rules_written;
+        self.chains_deleted += other.chains_deleted;
+        self.hooks_fixed += other.hooks_fixed;
+        self.sets_created += other.sets_created;
+        self.sets_swapped += other.sets_swapped;
+        self.sets_destroyed += other.sets_destroyed;
+        self.tables_read += other.tables_read;
+    }
+
     /// Nothing was written.
     pub fn is_noop(&self) -> bool {
         self.restore_calls == 0
