@@ -327,7 +327,8 @@ pub async fn run(
         .await
         .map_err(|source| AgentError::Felix { source })?;
     let felix_tx = felix.input_tx.clone();
-    let policy = crate::policy::spawn(&cfg.node_name).map_err(AgentError::Policy)?;
+    let policy =
+        crate::policy::spawn(&cfg.node_name, cfg.ipv6_support).map_err(AgentError::Policy)?;
     let policy_tx = policy.input_tx.clone();
 
     let (tx, mut rx) = mpsc::channel::<Msg>(1024);

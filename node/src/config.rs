@@ -72,6 +72,9 @@ pub struct Config {
     pub status_addr: String,
     /// Longest wait for BGP peers before felix is told it is in sync, seconds.
     pub in_sync_bound_secs: u64,
+    /// Program IPv6 policy (ip6tables) as well (`FELIX_IPV6SUPPORT`, default true as
+    /// felix's; set false where the kernel has no IPv6).
+    pub ipv6_support: bool,
     /// Where the agent leaves `nodename` and `mtu` for the CNI plugin
     /// (`TORTIE_STATE_DIR`, default `/var/lib/tortie`, as calico-node's `/var/lib/calico`).
     pub state_dir: PathBuf,
@@ -175,6 +178,17 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
             )
         })?),
     };
+    let ipv6_support = match get(env, "FELIX_IPV6SUPPORT").map(str::to_ascii_lowercase) {
+        None => true,
+        Some(v) if v == "true" => true,
+        Some(v) if v == "false" => false,
+        Some(v) => {
+            return Err(bad(
+                "FELIX_IPV6SUPPORT",
+                format!("{v:?} is not true or false"),
+            ));
+        }
+    };
     Ok(Config {
         node_name,
         ip,
@@ -184,6 +198,7 @@ pub fn from_env(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         default_pool,
         status_addr,
         in_sync_bound_secs,
+        ipv6_support,
         state_dir,
         health_addr,
     })
@@ -264,6 +279,21 @@ mod tests {
         let pool = c.default_pool.unwrap();
         assert_eq!(pool.spec.cidr.to_string(), "192.168.0.0/16");
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/tortie"));
+        assert!(c.ipv6_support);
+    }
+
+    #[test]
+    fn ipv6_support_is_a_boolean() {
+        let base = [("NODENAME", "n1"), ("ETCD_ENDPOINTS", "http://e:2379")];
+        let with = |v: &str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("FELIX_IPV6SUPPORT", v));
+            from_env(&env(&pairs))
+        };
+        assert!(!with("false").unwrap().ipv6_support);
+        assert!(with("True").unwrap().ipv6_support);
+        let e = with("maybe").unwrap_err();
+        assert!(e.to_string().contains("FELIX_IPV6SUPPORT"), "{e}");
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tortie_felix::input::Input;
 use tortie_felix::iptables::ApplyStats;
+use tortie_felix::iptables::DualStack;
 use tortie_felix::iptables::exec::Runner;
-use tortie_felix::iptables::program::Programmer;
 use tortie_felix::policy::PolicyState;
 
 /// What the policy thread reports about itself.
@@ -65,9 +65,11 @@ pub struct PolicyTask {
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(10);
 
-/// Starts the policy thread for `node` in the current namespace.
-pub fn spawn(node: &str) -> Result<PolicyTask, String> {
-    let mut programmer = Programmer::detect(Runner::host()).map_err(|e| e.to_string())?;
+/// Starts the policy thread for `node` in the current namespace; with `ipv6`
+/// (`FELIX_IPV6SUPPORT`) it programs ip6tables too, so IPv6 pod traffic is guarded as
+/// IPv4 is.
+pub fn spawn(node: &str, ipv6: bool) -> Result<PolicyTask, String> {
+    let mut programmer = DualStack::detect(Runner::host(), ipv6).map_err(|e| e.to_string())?;
     let mut state = PolicyState::new(node);
     let (tx, mut rx) = mpsc::channel::<Input>(1024);
     let (status_tx, status) = watch::channel(PolicyStatus::default());
@@ -110,8 +112,7 @@ pub fn spawn(node: &str) -> Result<PolicyTask, String> {
                 if !changed {
                     continue;
                 }
-                let rules = tortie_felix::policy::build(&state.policy_input());
-                match programmer.apply(&rules) {
+                match programmer.apply(&state.policy_input()) {
                     Ok(stats) => {
                         report.record(Ok(&stats));
                         retry = None;

@@ -90,6 +90,20 @@ fn three_agents_mesh_route_and_ping_across_nodes() -> Result<()> {
         }
     })?;
     assert!(rules.contains("cali-from-wl-dispatch"), "{rules}");
+    // FELIX_IPV6SUPPORT defaults to true: the same chains guard IPv6 in ip6tables.
+    let rules6 = wait_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        let out = nodes[0].host.exec("ip6tables-save", &["-t", "filter"])?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("-j cali-FORWARD") && text.contains("cali-from-wl-dispatch") {
+            Ok(text)
+        } else {
+            Err(anyhow::anyhow!("no cali chains in ip6tables yet:\n{text}"))
+        }
+    })?;
+    assert!(
+        !rules6.contains("10.244."),
+        "IPv4 addresses in ip6tables:\n{rules6}"
+    );
     // Status answers with the two mesh peers up.
     let body = nodes[0].status();
     assert!(
