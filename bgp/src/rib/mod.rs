@@ -492,23 +492,21 @@ impl Rib {
     pub fn adj_rib_in(&self, peer: PeerId) -> Result<Vec<(IpNetwork, RoutePath, bool)>, RibError> {
         self.peer(peer)?;
         let src = PathSource::Peer(peer);
-        Ok(self
-            .prefixes_of(src, |_, _| true)
+        // One scan: each entry already holds the peer's candidate.
+        let mut v: Vec<(IpNetwork, RoutePath, bool)> = self
+            .table
             .iter()
-            .filter_map(|pfx| {
-                let c = self
-                    .table
-                    .get(pfx)?
-                    .cands
-                    .iter()
-                    .find(|c| c.source == src)?;
+            .filter_map(|(pfx, e)| {
+                let c = e.cands.iter().find(|c| c.source == src)?;
                 Some((
                     *pfx,
                     locrib::route_path(&self.peers, c.source, &c.attrs, c.next_hop(pfx.is_ipv6())),
                     c.stale,
                 ))
             })
-            .collect())
+            .collect();
+        v.sort_unstable_by_key(|(p, _, _)| *p);
+        Ok(v)
     }
 
     /// The peer's Adj-RIB-Out: what was sent and not withdrawn.
