@@ -226,14 +226,6 @@ enum NsScope<'s> {
     Selector(&'s LabelSelector),
 }
 
-/// IPv4 addresses of an endpoint.
-pub fn v4_ips(ep: &Endpoint) -> impl Iterator<Item = std::net::Ipv4Addr> + '_ {
-    ep.ips.iter().filter_map(|ip| match ip {
-        IpAddr::V4(v4) => Some(*v4),
-        IpAddr::V6(_) => None,
-    })
-}
-
 /// Addresses of an endpoint in `family`.
 pub fn family_ips(ep: &Endpoint, family: Family) -> impl Iterator<Item = IpAddr> + '_ {
     ep.ips.iter().copied().filter(move |ip| family.has(ip))
@@ -467,7 +459,8 @@ fn ip_block_match(
     })
 }
 
-fn masked(n: IpNetwork) -> IpNetwork {
+/// `n` with its host bits cleared (`10.0.0.5/24` → `10.0.0.0/24`).
+pub(super) fn masked(n: IpNetwork) -> IpNetwork {
     IpNetwork::new(n.network(), n.prefix()).unwrap_or(n)
 }
 

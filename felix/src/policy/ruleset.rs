@@ -13,13 +13,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::compile::{ACCEPT_MARK, CompiledPolicy, Ctx, compile_policy};
+use super::compile::{ACCEPT_MARK, CompiledPolicy, Ctx, compile_policy, masked};
 use super::model::{
     DataplaneConfig, Family, Hooks, IpSetKind, IpSetSpec, PolicyInput, Rule, Ruleset, Table,
     TableRules,
 };
 use super::names;
-use ipnetwork::IpNetwork;
 
 pub const FORWARD_CHAIN: &str = "cali-FORWARD";
 pub const INPUT_CHAIN: &str = "cali-INPUT";
@@ -239,11 +238,7 @@ fn family_pools(input: &PolicyInput, family: Family, masq_only: bool) -> BTreeSe
         .iter()
         .filter(|p| !masq_only || p.nat_outgoing)
         .filter(|p| family.has_net(&p.cidr))
-        .map(|p| {
-            IpNetwork::new(p.cidr.network(), p.cidr.prefix())
-                .unwrap_or(p.cidr)
-                .to_string()
-        })
+        .map(|p| masked(p.cidr).to_string())
         .collect()
 }
 
