@@ -22,7 +22,7 @@ use tortie_datastore::{Filter, ObjectKey, Store};
 use crate::block;
 use crate::check::Snapshot;
 use crate::error::{IpamError, Result};
-use crate::ipam::Ipam;
+use crate::ipam::{IPIP_HANDLE_PREFIX, Ipam, VXLAN_HANDLE_PREFIX};
 use crate::stores::Stores;
 
 /// Where "the pod exists" comes from: WorkloadEndpoints on etcd, Pods on Kubernetes.
@@ -134,8 +134,8 @@ pub struct GcPlan {
 
 fn tunnel_node(handle: &str) -> Option<&str> {
     handle
-        .strip_prefix("ipip-tunnel-addr-")
-        .or_else(|| handle.strip_prefix("vxlan-tunnel-addr-"))
+        .strip_prefix(IPIP_HANDLE_PREFIX)
+        .or_else(|| handle.strip_prefix(VXLAN_HANDLE_PREFIX))
 }
 
 /// Decides what to release. Pure.

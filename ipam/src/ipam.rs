@@ -42,14 +42,19 @@ pub const FP_CLAIM_AFTER_PENDING: &str = "claim-after-pending";
 /// other nodes' empty blocks after [`IpamOptions::reclaim_min_age`].
 pub const EMPTY_SINCE: &str = "ipam.tortie.dev/empty-since";
 
+/// Prefix of a node's IPIP tunnel address handle (followed by the node name).
+pub(crate) const IPIP_HANDLE_PREFIX: &str = "ipip-tunnel-addr-";
+/// Prefix of a node's VXLAN tunnel address handle (followed by the node name).
+pub(crate) const VXLAN_HANDLE_PREFIX: &str = "vxlan-tunnel-addr-";
+
 /// Handle of a node's IPIP tunnel address.
 pub fn ipip_handle(node: &str) -> String {
-    format!("ipip-tunnel-addr-{node}")
+    format!("{IPIP_HANDLE_PREFIX}{node}")
 }
 
 /// Handle of a node's VXLAN tunnel address.
 pub fn vxlan_handle(node: &str) -> String {
-    format!("vxlan-tunnel-addr-{node}")
+    format!("{VXLAN_HANDLE_PREFIX}{node}")
 }
 
 /// Handle of a pod's addresses.
