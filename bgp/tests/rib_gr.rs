@@ -234,3 +234,32 @@ fn selection_deferral_deadline_releases_everything() {
         ]
     );
 }
+
+#[test]
+fn adj_rib_in_lists_only_the_peers_own_prefixes_sorted_with_stale_flags() {
+    let mut rib = rib();
+    let a = up(&mut rib, 1, 65001);
+    let b = up(&mut rib, 2, 65002);
+    let mut mine = ps(4);
+    mine.reverse();
+    rib.apply_update(a, &announce(&mine, attrs(1, &[65001])))
+        .expect("a");
+    rib.apply_update(b, &announce(&[p26(1), p26(9)], attrs(2, &[65002])))
+        .expect("b");
+    rib.peer_down_graceful(a, &[Afi::Ipv4Unicast])
+        .expect("gr down");
+    rib.peer_up(a, negotiated(1)).expect("up again");
+    rib.apply_update(a, &announce(&[p26(2)], attrs(1, &[65001])))
+        .expect("re-sent");
+
+    let got = rib.adj_rib_in(a).expect("adj-rib-in");
+    let prefixes: Vec<_> = got.iter().map(|(p, _, _)| *p).collect();
+    assert_eq!(prefixes, ps(4));
+    let stale: Vec<bool> = got.iter().map(|(_, _, s)| *s).collect();
+    assert_eq!(stale, [true, true, false, true]);
+    assert!(
+        got.iter()
+            .all(|(_, path, _)| path.source == PathSource::Peer(a))
+    );
+    assert_eq!(rib.adj_rib_in(b).expect("b").len(), 2, "b's prefixes only");
+}
