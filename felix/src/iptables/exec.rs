@@ -127,15 +127,6 @@ impl Backend {
         }
     }
 
-    /// The single-rule binary of `family`.
-    pub fn iptables_of(self, family: Family) -> &'static str {
-        match (family, self) {
-            (Family::V4, b) => b.iptables(),
-            (Family::V6, Backend::Legacy) => "ip6tables-legacy",
-            (Family::V6, Backend::Nft) => "ip6tables-nft",
-        }
-    }
-
     /// Pick the family already in use where `runner` runs: the one holding more rules;
     /// on a tie (e.g. a fresh namespace) the one plain `iptables` points at.
     pub fn detect(runner: &Runner) -> Result<Backend, IptablesError> {

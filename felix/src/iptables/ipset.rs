@@ -11,9 +11,6 @@ use std::fmt::Write as _;
 use crate::policy::model::{Family, IpSetKind, IpSetSpec};
 use crate::policy::names::{ipset_family, ipset_prefix, ipset_temp};
 
-/// Prefix of every IPv4 ipset felix owns (real `cali40…` and temporary `cali4t…`).
-pub const OURS: &str = "cali4";
-
 /// Sets as read back; sets of a type we do not use appear with no kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SavedSets {

@@ -129,14 +129,6 @@ impl Family {
             Family::V6 => "ipv6-icmp",
         }
     }
-
-    /// Prefix length of a single host address.
-    pub fn host_prefix(self) -> u8 {
-        match self {
-            Family::V4 => 32,
-            Family::V6 => 128,
-        }
-    }
 }
 
 /// The iptables tables tortie programs.
