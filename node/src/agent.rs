@@ -160,10 +160,10 @@ pub async fn register(ds: &Datastore, cfg: &Config, addr: IpNetwork) -> Result<(
             }
         }
     }
-    Err(AgentError::NoAddress(format!(
-        "TortieNode {}: too many write conflicts",
-        cfg.node_name
-    )))
+    Err(AgentError::NodeWrite {
+        node: cfg.node_name.clone(),
+        reason: "too many write conflicts registering the node address".into(),
+    })
 }
 
 /// Lists and then watches kind `K` forever, sending the listing as a `Resync`.
