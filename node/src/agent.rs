@@ -23,7 +23,7 @@ use tortie_crds::{
     WorkloadEndpoint,
 };
 use tortie_datastore::{
-    Datastore, EtcdDatastore, Event, Filter, Kind, KubeDatastore, ObjectKey, Store,
+    Datastore, EtcdDatastore, Event, Filter, Kind, KubeDatastore, ObjectKey, Store, WatchStream,
 };
 use tortie_felix::input::Input;
 
@@ -166,75 +166,88 @@ pub async fn register(ds: &Datastore, cfg: &Config, addr: IpNetwork) -> Result<(
     })
 }
 
-/// Lists and then watches kind `K` forever, sending the listing as a `Resync`.
-fn watch_kind<K: Kind + Send + Sync + 'static>(
+/// Lists kind `K`, then watches it from the listing's revision; the listing comes first,
+/// as a `Resync`.
+async fn list_then_watch<K: Kind + Send + Sync + 'static>(
     store: Arc<dyn Store<K>>,
+) -> tortie_datastore::Result<WatchStream<K>> {
+    let l = store.list(&Filter::all()).await?;
+    let rest = store.watch(&Filter::all(), &l.revision).await?;
+    let first = Event::Resync {
+        items: l.items,
+        revision: l.revision,
+    };
+    Ok(futures::stream::once(async move { Ok(first) })
+        .chain(rest)
+        .boxed())
+}
+
+/// Relays the events of the stream `open` gives to the owner loop forever, opening it
+/// again a second after it fails or ends. `what` names the kind in the log.
+fn relay<K, F, Fut>(
+    what: String,
+    open: F,
     tx: mpsc::Sender<Msg>,
     wrap: fn(Event<K>) -> Msg,
-) -> Owned {
+) -> Owned
+where
+    K: std::fmt::Debug + Send + 'static,
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = tortie_datastore::Result<WatchStream<K>>> + Send,
+{
     Owned(tokio::spawn(async move {
         loop {
-            match store.list(&Filter::all()).await {
-                Ok(l) => {
-                    tracing::info!("listed {} {}", l.items.len(), K::kind(&()));
-                    let revision = l.revision.clone();
-                    let ev = Event::Resync {
-                        items: l.items,
-                        revision: l.revision,
-                    };
-                    if tx.send(wrap(ev)).await.is_err() {
-                        return;
-                    }
-                    match store.watch(&Filter::all(), &revision).await {
-                        Ok(mut s) => {
-                            while let Some(ev) = s.next().await {
-                                match ev {
-                                    Ok(ev) => {
-                                        tracing::debug!("{} event: {ev:?}", K::kind(&()));
-                                        if tx.send(wrap(ev)).await.is_err() {
-                                            return;
-                                        }
-                                    }
-                                    Err(e) => tracing::warn!("watch {}: {e}", K::kind(&())),
+            match open().await {
+                Ok(mut s) => {
+                    while let Some(ev) = s.next().await {
+                        match ev {
+                            Ok(ev) => {
+                                if let Event::Resync { items, .. } = &ev {
+                                    tracing::info!("listed {} {what}", items.len());
+                                } else {
+                                    tracing::debug!("{what} event: {ev:?}");
+                                }
+                                if tx.send(wrap(ev)).await.is_err() {
+                                    return;
                                 }
                             }
+                            Err(e) => tracing::warn!("watch {what}: {e}"),
                         }
-                        Err(e) => tracing::warn!("watch {}: {e}", K::kind(&())),
                     }
                 }
-                Err(e) => tracing::warn!("list {}: {e}", K::kind(&())),
+                Err(e) => tracing::warn!("list/watch {what}: {e}"),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }))
 }
 
+/// Lists and then watches kind `K` forever, sending the listing as a `Resync`.
+fn watch_kind<K: Kind + Send + Sync + 'static>(
+    store: Arc<dyn Store<K>>,
+    tx: mpsc::Sender<Msg>,
+    wrap: fn(Event<K>) -> Msg,
+) -> Owned {
+    relay(
+        K::kind(&()).into_owned(),
+        move || list_then_watch(store.clone()),
+        tx,
+        wrap,
+    )
+}
+
 /// Watches every node's WorkloadEndpoints with labels and ports from their Pods on
 /// Kubernetes ([`crate::endpoints::watch_all_endpoints`]); starts over after a failure.
 fn watch_endpoints(ds: Datastore, tx: mpsc::Sender<Msg>) -> Owned {
-    Owned(tokio::spawn(async move {
-        loop {
-            match crate::endpoints::watch_all_endpoints(&ds).await {
-                Ok(mut s) => {
-                    while let Some(ev) = s.next().await {
-                        match ev {
-                            Ok(ev) => {
-                                if let Event::Resync { items, .. } = &ev {
-                                    tracing::info!("listed {} WorkloadEndpoints", items.len());
-                                }
-                                if tx.send(Msg::Endpoint(ev)).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) => tracing::warn!("watch WorkloadEndpoints: {e}"),
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!("list WorkloadEndpoints: {e}"),
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }))
+    relay(
+        "WorkloadEndpoints".into(),
+        move || {
+            let ds = ds.clone();
+            async move { crate::endpoints::watch_all_endpoints(&ds).await }
+        },
+        tx,
+        Msg::Endpoint,
+    )
 }
 
 fn key_of<K: Resource>(o: &K) -> String {
