@@ -482,20 +482,27 @@ impl BirdCli {
                 return Err(Error::parse("bird", "control reply", "socket closed"));
             }
             let line = line.trim_end_matches('\n');
-            let b = line.as_bytes();
             if let Some(rest) = line.strip_prefix(' ') {
                 out.push(rest.to_string());
                 continue;
             }
-            let coded = b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit);
-            if !coded {
-                out.push(line.to_string());
-                continue;
+            // `DDDD-text` / `DDDD text`; anything else (even a stray non-ASCII byte where
+            // the separator belongs) is kept as a plain line rather than sliced.
+            let (code, last, text) = match (line.get(..4), line.as_bytes().get(4), line.get(5..)) {
+                (Some(code), Some(&sep), Some(text))
+                    if code.bytes().all(|c| c.is_ascii_digit()) =>
+                {
+                    (code, sep == b' ', text)
+                }
+                _ => {
+                    out.push(line.to_string());
+                    continue;
+                }
+            };
+            if code != "0000" && code != "0001" {
+                out.push(text.to_string());
             }
-            if &line[..4] != "0000" && &line[..4] != "0001" {
-                out.push(line[5..].to_string());
-            }
-            if b[4] == b' ' {
+            if last {
                 return Ok(out.join("\n"));
             }
         }
