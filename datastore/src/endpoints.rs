@@ -363,7 +363,8 @@ mod tests {
 
     use super::*;
 
-    fn wep(ns: &str, pod: &str, node: &str) -> WorkloadEndpoint {
+    /// An endpoint of `ns/pod` on `node` (shared with the cluster join's tests).
+    pub(super) fn wep(ns: &str, pod: &str, node: &str) -> WorkloadEndpoint {
         let name = WorkloadEndpoint::name_for(node, "k8s", pod, "eth0");
         let mut w = WorkloadEndpoint::new(
             &name,

@@ -147,24 +147,9 @@ impl ClusterJoin {
 mod tests {
     use k8s_openapi::api::core::v1::PodSpec;
     use kube::api::ObjectMeta;
-    use tortie_crds::WorkloadEndpointSpec;
 
     use super::*;
-
-    fn wep(ns: &str, pod: &str, node: &str) -> WorkloadEndpoint {
-        let name = WorkloadEndpoint::name_for(node, "k8s", pod, "eth0");
-        let mut w = WorkloadEndpoint::new(
-            &name,
-            WorkloadEndpointSpec {
-                node: node.into(),
-                pod: pod.into(),
-                interface_name: "cali0123456789a".into(),
-                ..Default::default()
-            },
-        );
-        w.metadata.namespace = Some(ns.into());
-        w
-    }
+    use crate::endpoints::tests::wep;
 
     fn pod(ns: &str, name: &str, node: Option<&str>, app: &str) -> Pod {
         Pod {
