@@ -116,12 +116,7 @@ impl RouteSubscription {
 
     /// The next event; `None` once the speaker stopped.
     pub async fn recv(&mut self) -> Option<RouteEvent> {
-        loop {
-            if let Some(ev) = self.pending.next() {
-                return Some(ev);
-            }
-            self.pending = self.rx.recv().await?.into_iter();
-        }
+        std::future::poll_fn(|cx| futures::Stream::poll_next(Pin::new(&mut *self), cx)).await
     }
 
     /// The next event if one is waiting (never blocks); `None` when none is.
