@@ -94,14 +94,11 @@ pub fn ipset_family(name: &str) -> Option<Family> {
 
 /// Temporary twin of one of our ipsets, used to fill a new copy before `swap`.
 pub fn ipset_temp(name: &str) -> String {
-    for f in Family::ALL {
-        let d = f.digit();
-        if let Some(rest) = name.strip_prefix(&format!("cali{d}0")) {
-            return format!("cali{d}t{rest}");
-        }
-    }
     let d = ipset_family(name).unwrap_or(Family::V4).digit();
-    format!("cali{d}t{}", hash_id(&[name], 20))
+    match name.strip_prefix(&format!("cali{d}0")) {
+        Some(rest) => format!("cali{d}t{rest}"),
+        None => format!("cali{d}t{}", hash_id(&[name], 20)),
+    }
 }
 
 /// Rule hash: the previous hash (or the chain name for the first rule) chained with this
