@@ -124,11 +124,14 @@ async fn run_command(inv: &Invocation, conf: &NetConf) -> Result<String, PluginE
 
 /// The node name: configured, else from `nodename_file`, else the host name.
 fn node_name(conf: &NetConf) -> Result<String, PluginError> {
-    let file = match &conf.node {
-        conf::NodeSource::File(path) => std::fs::read_to_string(path).ok(),
-        conf::NodeSource::Name(_) => None,
+    // The files are read only when the name is not configured (every invocation runs this).
+    let (file, host) = match &conf.node {
+        conf::NodeSource::File(path) => (
+            std::fs::read_to_string(path).ok(),
+            std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default(),
+        ),
+        conf::NodeSource::Name(_) => (None, String::new()),
     };
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     Ok(conf::resolve_node(&conf.node, file.as_deref(), &host)?)
 }
 
