@@ -137,6 +137,24 @@ pub enum TunnelKind {
     Vxlan,
 }
 
+impl TunnelKind {
+    /// The IPAM handle of `node`'s tunnel address of this kind (Calico's names).
+    pub fn handle(self, node: &str) -> String {
+        match self {
+            TunnelKind::Ipip => ipip_handle(node),
+            TunnelKind::Vxlan => vxlan_handle(node),
+        }
+    }
+
+    /// The allocation's `type` attribute (Calico's `ipipTunnelAddress`, ...).
+    pub fn attr(self) -> &'static str {
+        match self {
+            TunnelKind::Ipip => "ipipTunnelAddress",
+            TunnelKind::Vxlan => "vxlanTunnelAddress",
+        }
+    }
+}
+
 /// How an allocation in a block is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode<'a> {
@@ -583,10 +601,7 @@ impl Ipam {
     /// The tunnel address of `node` for `kind`: the one its handle already holds, else a
     /// new IPv4 address from a pool with that encapsulation enabled that allows `Tunnel`.
     pub async fn assign_tunnel_addr(&self, node: &str, kind: TunnelKind) -> Result<IpAddr> {
-        let (handle, kind_attr) = match kind {
-            TunnelKind::Ipip => (ipip_handle(node), "ipipTunnelAddress"),
-            TunnelKind::Vxlan => (vxlan_handle(node), "vxlanTunnelAddress"),
-        };
+        let (handle, kind_attr) = (kind.handle(node), kind.attr());
         if let Some(ip) = self.addresses_of(&handle).await?.into_iter().next() {
             return Ok(ip);
         }

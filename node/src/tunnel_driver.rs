@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use tortie_crds::{IpPool, NodeBgpSpec, TortieNode};
 use tortie_datastore::ObjectKey;
-use tortie_ipam::{Attrs, Ipam, IpamError, TunnelKind, ipip_handle, vxlan_handle};
+use tortie_ipam::{Attrs, Ipam, IpamError, TunnelKind};
 
 use crate::error::AgentError;
 use crate::tunnel::{self, Current, Plan, Want};
@@ -114,21 +114,6 @@ impl Recorded {
     }
 }
 
-/// The IPAM handle of `node`'s tunnel of `kind`.
-pub fn handle_of(node: &str, kind: TunnelKind) -> String {
-    match kind {
-        TunnelKind::Ipip => ipip_handle(node),
-        TunnelKind::Vxlan => vxlan_handle(node),
-    }
-}
-
-fn kind_attr(kind: TunnelKind) -> &'static str {
-    match kind {
-        TunnelKind::Ipip => "ipipTunnelAddress",
-        TunnelKind::Vxlan => "vxlanTunnelAddress",
-    }
-}
-
 fn tunnel_err(node: &str, kind: TunnelKind) -> impl FnOnce(IpamError) -> AgentError {
     let node = node.to_string();
     move |source| AgentError::TunnelAddr { node, kind, source }
@@ -156,7 +141,7 @@ pub async fn reconcile(
     // Field clears are written before their addresses are released.
     let mut release_later: Vec<(TunnelKind, Plan)> = Vec::new();
     for kind in [TunnelKind::Ipip, TunnelKind::Vxlan] {
-        let handle = handle_of(node, kind);
+        let handle = kind.handle(node);
         let held = ipam
             .addresses_of(&handle)
             .await
@@ -182,7 +167,7 @@ pub async fn reconcile(
             Want::Reclaim(a) => {
                 release_all(ipam, node, kind, &plan.release).await?;
                 let attrs = Attrs {
-                    kind: Some(kind_attr(kind).into()),
+                    kind: Some(kind.attr().into()),
                     ..Attrs::default()
                 };
                 let got = match ipam.assign_ip(a, &handle, &attrs, node).await {
@@ -232,7 +217,7 @@ async fn release_all(
         return Ok(());
     }
     let freed = ipam
-        .release_by_handle(&handle_of(node, kind))
+        .release_by_handle(&kind.handle(node))
         .await
         .map_err(tunnel_err(node, kind))?;
     tracing::info!(?kind, ?freed, "released tunnel address(es)");
