@@ -9,6 +9,7 @@ use crate::names::{HOST_END_MAC, POD_GATEWAY_V4, POD_GATEWAY_V6};
 use crate::netns::Netns;
 use crate::sysctl;
 use futures::TryStreamExt;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use netlink_packet_route::link::LinkAttribute;
 use netlink_packet_route::route::{RouteProtocol, RouteScope};
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -230,10 +231,17 @@ async fn finish_setup(
     }
     for ip in &s.addrs {
         let len = if ip.is_ipv4() { 32 } else { 128 };
-        pod.address()
-            .add(eth, *ip, len)
-            .replace()
-            .execute()
+        let mut req = pod.address().add(eth, *ip, len).replace();
+        if ip.is_ipv6() {
+            // IFA_F_NODAD: usable at once. accept_dad=0 alone still leaves the address
+            // tentative until the link has carrier, so a pod binding it right away (or a
+            // test) could get "Cannot assign requested address".
+            let m = req.message_mut();
+            m.header.flags |= AddressHeaderFlags::Nodad;
+            m.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        req.execute()
             .await
             .map_err(nl(format!("add address {ip}/{len}"), pns))?;
     }
