@@ -10,18 +10,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tortie_bgp::speaker::Speaker;
+use tortie_ctl::status::{http, read_head};
 
 use crate::health::{self, AgentView, BgpView, Endpoint, Request, Snapshot};
 
 /// How long the owner loop and the speaker each get to answer one request.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_HEAD: usize = 8 * 1024;
 /// Connections served at once; more are closed at once (probes and one scraper need few).
 const MAX_CONNECTIONS: usize = 16;
 /// The version `tortie_build_info` reports.
@@ -144,30 +144,10 @@ fn verdict(v: &health::Verdict) -> String {
     http(status, "text/plain; charset=utf-8", &v.body())
 }
 
-fn http(status: &str, content_type: &str, body: &str) -> String {
-    format!(
-        "HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-/// Reads up to the blank line ending the head (or [`MAX_HEAD`] bytes, or EOF).
-async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<String> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
-        let n = s.read(&mut chunk).await?;
-        if n == 0 || buf.len() > MAX_HEAD {
-            break;
-        }
-        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-    }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     async fn ask(request: &[u8], snap: Snapshot) -> String {
         let (mut client, server) = tokio::io::duplex(64 * 1024);

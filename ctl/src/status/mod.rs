@@ -263,14 +263,16 @@ where
     .await;
 }
 
-fn http(status: &str, content_type: &str, body: &str) -> String {
+/// A complete HTTP/1.0 response (the agent's small endpoints: status, health, metrics).
+pub fn http(status: &str, content_type: &str, body: &str) -> String {
     format!(
         "HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
 }
 
-async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<String> {
+/// Reads a request up to the blank line ending its head (or 8 KiB, or EOF).
+pub async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") && !buf.windows(2).any(|w| w == b"\n\n") {
