@@ -34,7 +34,7 @@ fn plugin_binary_on_kubernetes_datastore() -> Result<()> {
     let server = rt
         .block_on(KubeApiServer::start())
         .context("start the real kube-apiserver (testlab::kube_apiserver)")?;
-    server.relay_into(rt.handle(), &node)?;
+    let _relay = server.relay_into(rt.handle(), &node)?;
     let ds = Datastore::Kube(KubeDatastore::new(rt.block_on(server.client())?));
     rt.block_on(async {
         let spec = IpPoolSpec::new("10.78.0.0/16".parse()?).with_defaults();

@@ -132,9 +132,10 @@ fn agents_on_kubernetes_mesh_route_and_follow_pod_labels() -> Result<()> {
     let kube = Ds::Kube(server.kubeconfig_path().to_path_buf());
 
     let nodes = [Node::add(&lab, 1)?, Node::add(&lab, 2)?];
-    for n in &nodes {
-        server.relay_into(rt.handle(), &n.host)?;
-    }
+    let _relays = nodes
+        .iter()
+        .map(|n| Ok(server.relay_into(rt.handle(), &n.host)?))
+        .collect::<Result<Vec<_>>>()?;
     let agents: Vec<Proc> = nodes
         .iter()
         .map(|n| n.start(&kube, "1"))

@@ -91,6 +91,17 @@ impl std::fmt::Debug for KubeApiServer {
     }
 }
 
+/// A running [`KubeApiServer::relay_into`] relay; dropping it stops the relay.
+#[derive(Debug)]
+#[must_use = "the relay stops when this is dropped"]
+pub struct Relay(tokio::task::JoinHandle<()>);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl KubeApiServer {
     /// Starts etcd and kube-apiserver, waits for `/readyz`, applies the CRDs of
     /// [`default_crd_dir`] and waits until they are Established.
@@ -174,9 +185,9 @@ impl KubeApiServer {
     /// Makes the API reachable at the same URL from inside `host`: a relay listening on
     /// 127.0.0.1:PORT in the host's namespace, forwarding to the server, so processes in a
     /// lab host (agents, the CNI plugin) use [`KubeApiServer::kubeconfig_path`] unchanged.
-    /// Needs a tokio runtime (`handle`); the relay lives as long as that runtime. Nothing
-    /// changes in the root namespace.
-    pub fn relay_into(&self, handle: &tokio::runtime::Handle, host: &crate::Host) -> Result<()> {
+    /// Runs on `handle`'s runtime until the returned [`Relay`] is dropped (which ends its
+    /// connections too). Nothing changes in the root namespace.
+    pub fn relay_into(&self, handle: &tokio::runtime::Handle, host: &crate::Host) -> Result<Relay> {
         let port = self.port;
         let listener = host
             .run_in(|| -> std::io::Result<TcpListener> {
@@ -188,18 +199,21 @@ impl KubeApiServer {
         let _entered = handle.enter();
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| Error::io("relay listener to tokio", e))?;
-        handle.spawn(async move {
+        let task = handle.spawn(async move {
+            // Connections are owned here: aborting the accept loop drops them.
+            let mut conns = tokio::task::JoinSet::new();
             while let Ok((mut inner, _)) = listener.accept().await {
-                tokio::spawn(async move {
+                conns.spawn(async move {
                     if let Ok(mut outer) =
                         tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await
                     {
                         let _ = tokio::io::copy_bidirectional(&mut inner, &mut outer).await;
                     }
                 });
+                while conns.try_join_next().is_some() {}
             }
         });
-        Ok(())
+        Ok(Relay(task))
     }
 
     /// A kubeconfig file (server, CA, admin token) for clients and tools.
