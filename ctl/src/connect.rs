@@ -92,15 +92,10 @@ impl DatastoreConfig {
             DatastoreConfig::Kubernetes {
                 kubeconfig: Some(path),
             } => {
-                let bad = |e: &dyn std::fmt::Display| {
-                    CtlError::Usage(format!("--kubeconfig {path}: {e}"))
-                };
-                let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(&e))?;
-                let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                let ds = KubeDatastore::from_kubeconfig(path.as_ref())
                     .await
-                    .map_err(|e| bad(&e))?;
-                let client = kube::Client::try_from(cfg).map_err(|e| bad(&e))?;
-                Ok(Datastore::Kube(KubeDatastore::new(client)))
+                    .map_err(|e| CtlError::Usage(format!("--kubeconfig {path}: {e}")))?;
+                Ok(Datastore::Kube(ds))
             }
         }
     }

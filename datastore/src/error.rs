@@ -47,6 +47,10 @@ pub enum Error {
         #[source]
         source: Box<etcd_client::Error>,
     },
+    /// A Kubernetes client configuration (kubeconfig file, in-cluster service account)
+    /// could not be loaded; the caller says which one it tried.
+    #[error("{0}")]
+    KubeConfig(String),
     /// The Kubernetes API server or the connection to it failed.
     #[error("kubernetes {op} {kind} {key}: {source}")]
     Kube {

@@ -51,6 +51,24 @@ impl KubeDatastore {
         Ok(Self::new(client))
     }
 
+    /// Connects with the kubeconfig file at `path` (its current context). Errors are
+    /// [`Error::KubeConfig`] with the reason only: the caller names the file its own way.
+    pub async fn from_kubeconfig(path: &std::path::Path) -> Result<Self> {
+        let bad = |e: &dyn std::fmt::Display| Error::KubeConfig(e.to_string());
+        let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(&e))?;
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .map_err(|e| bad(&e))?;
+        Ok(Self::new(Client::try_from(cfg).map_err(|e| bad(&e))?))
+    }
+
+    /// Connects with the pod's service account (in-cluster configuration only).
+    pub fn in_cluster() -> Result<Self> {
+        let bad = |e: &dyn std::fmt::Display| Error::KubeConfig(e.to_string());
+        let cfg = kube::Config::incluster().map_err(|e| bad(&e))?;
+        Ok(Self::new(Client::try_from(cfg).map_err(|e| bad(&e))?))
+    }
+
     /// Sets how long each watch request lasts before it is resumed (short in tests, so
     /// the resume path runs often).
     pub fn with_watch_timeout(mut self, secs: u32) -> Self {

@@ -71,26 +71,18 @@ pub async fn connect(cfg: &Config) -> Result<Datastore, AgentError> {
             Ok(Datastore::Etcd(Box::new(ds)))
         }
         DatastoreConfig::Kubernetes { kubeconfig } => {
-            let (what, config) = match kubeconfig {
-                Some(path) => {
-                    let what = format!("KUBECONFIG {}", path.display());
-                    let kc = kube::config::Kubeconfig::read_from(path)
-                        .map_err(|e| AgentError::Kube(format!("{what}: {e}")))?;
-                    let c = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                        .await
-                        .map_err(|e| AgentError::Kube(format!("{what}: {e}")))?;
-                    (what, c)
-                }
-                None => {
-                    let what = "in-cluster service account (KUBECONFIG unset)".to_string();
-                    let c = kube::Config::incluster()
-                        .map_err(|e| AgentError::Kube(format!("{what}: {e}")))?;
-                    (what, c)
-                }
+            let (what, ds) = match kubeconfig {
+                Some(path) => (
+                    format!("KUBECONFIG {}", path.display()),
+                    KubeDatastore::from_kubeconfig(path).await,
+                ),
+                None => (
+                    "in-cluster service account (KUBECONFIG unset)".to_string(),
+                    KubeDatastore::in_cluster(),
+                ),
             };
-            let client = kube::Client::try_from(config)
-                .map_err(|e| AgentError::Kube(format!("{what}: {e}")))?;
-            Ok(Datastore::Kube(KubeDatastore::new(client)))
+            let ds = ds.map_err(|e| AgentError::Kube(format!("{what}: {e}")))?;
+            Ok(Datastore::Kube(ds))
         }
     }
 }

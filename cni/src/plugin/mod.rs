@@ -166,14 +166,10 @@ pub async fn connect(c: &DatastoreConf) -> Result<Datastore, PluginError> {
             DatastoreConf::Kubernetes {
                 kubeconfig: Some(path),
             } => {
-                let kc = kube::config::Kubeconfig::read_from(path)
-                    .map_err(|e| format!("kubeconfig {path}: {e}"))?;
-                let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                let ds = KubeDatastore::from_kubeconfig(path.as_ref())
                     .await
                     .map_err(|e| format!("kubeconfig {path}: {e}"))?;
-                let client =
-                    kube::Client::try_from(cfg).map_err(|e| format!("kubeconfig {path}: {e}"))?;
-                Ok(Datastore::Kube(KubeDatastore::new(client)))
+                Ok(Datastore::Kube(ds))
             }
         }
     };
