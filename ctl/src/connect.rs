@@ -9,7 +9,7 @@ use crate::CtlError;
 
 /// Key prefix of tortie's objects in etcd (shared with the node agent and the CNI
 /// plugin).
-pub const ETCD_PREFIX: &str = "/tortie";
+pub const ETCD_PREFIX: &str = tortie_datastore::etcd::DEFAULT_ETCD_PREFIX;
 
 /// Which backend, resolved from flags/environment.
 #[derive(Clone, Debug, PartialEq, Eq)]

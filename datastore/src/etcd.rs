@@ -18,6 +18,10 @@ use crate::store::{Filter, Listing, Store, WatchStream};
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "/tortie/v1";
 
+/// The key prefix every tortie program uses on etcd unless told otherwise (the agent's
+/// `ETCD_PREFIX`, tortiectl's `--etcd-prefix`, the CNI config's `etcd_prefix`).
+pub const DEFAULT_ETCD_PREFIX: &str = "/tortie";
+
 /// A handle on an etcd cluster holding tortie's objects; cheap to clone.
 #[derive(Clone)]
 pub struct EtcdDatastore {

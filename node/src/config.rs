@@ -232,7 +232,9 @@ pub fn datastore_from_env(env: &BTreeMap<String, String>) -> Result<DatastoreCon
                     "required with DATASTORE_TYPE=etcdv3".into(),
                 ));
             }
-            let prefix = get(env, "ETCD_PREFIX").unwrap_or("/tortie").to_string();
+            let prefix = get(env, "ETCD_PREFIX")
+                .unwrap_or(tortie_datastore::etcd::DEFAULT_ETCD_PREFIX)
+                .to_string();
             if !prefix.starts_with('/') {
                 return Err(bad(
                     "ETCD_PREFIX",
